@@ -1,0 +1,3 @@
+from orze.cli.app import main
+
+main()

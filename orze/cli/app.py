@@ -1,0 +1,34 @@
+"""Assembles the `orze` CLI from one module per command (each exposes `register(app)`)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="orze",
+    help="Orze: an orchestrator for autonomous ML research campaigns.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Orze: an orchestrator for autonomous ML research campaigns."""
+
+
+# Each entry is a module under orze.cli with a `register(app)` function.
+COMMAND_MODULES = [
+    "space",
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"orze.cli.{_name}").register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Frozen-backbone feature stores under features/: format, loading, extraction, import, checks."""

@@ -1,0 +1,132 @@
+"""The feature store format: one contiguous array per backbone, memory-mapped.
+
+    features/<backbone>/features.npy   (N, T, D) float16, clip rows in the order of clips.txt
+    features/<backbone>/clips.txt      N clip ids, one per line
+    features/<backbone>/meta.json      backbone, model_id, dim, frames, fps, dtype, preprocessing, …
+    features/clips.csv                 clip_id,label,split   (split ∈ train/val/test)
+
+One file per backbone loads in one sequential read (or not at all, when memory-mapped), instead of
+thousands of small-file opens that each cost a metadata round trip on Lustre/NFS. Writers go
+through `write_store`, which writes every file atomically, meta.json last, so a store with a
+meta.json is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orze.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+FORMAT = "orze-features/1"
+SPLITS = ("train", "val", "test")
+
+
+class FeatureStoreError(RuntimeError):
+    """A feature store or clips.csv is missing or inconsistent; the message names the file."""
+
+
+@dataclass
+class FeatureStore:
+    backbone: str
+    path: Path
+    ids: list[str]
+    array: np.ndarray  # (N, T, D), usually a read-only memmap
+    meta: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.array.shape[2])
+
+    @property
+    def frames(self) -> int:
+        return int(self.array.shape[1])
+
+    def rows(self, clip_ids: list[str]) -> np.ndarray:
+        """Row indices of the given clip ids; names the first missing clip."""
+        index = {cid: i for i, cid in enumerate(self.ids)}
+        out = np.empty(len(clip_ids), dtype=np.int64)
+        for j, cid in enumerate(clip_ids):
+            i = index.get(cid)
+            if i is None:
+                raise FeatureStoreError(
+                    f"{self.path / 'clips.txt'}: clip '{cid}' from features/clips.csv has no "
+                    f"features for backbone '{self.backbone}'")
+            out[j] = i
+        return out
+
+
+def write_store(directory: Path, backbone: str, ids: list[str], array: np.ndarray,
+                meta: dict[str, Any]) -> None:
+    directory = Path(directory)
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[0] != len(ids):
+        raise FeatureStoreError(
+            f"{directory}: expected an (N, T, D) array with N = {len(ids)} clips, got {array.shape}")
+    if len(set(ids)) != len(ids):
+        raise FeatureStoreError(f"{directory}: duplicate clip ids")
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array.astype(np.float16, copy=False)))
+    atomic_write_bytes(directory / "features.npy", buf.getvalue())
+    atomic_write_text(directory / "clips.txt", "".join(f"{i}\n" for i in ids))
+    full = {"format": FORMAT, "backbone": backbone, "num_clips": len(ids),
+            "frames": int(array.shape[1]), "dim": int(array.shape[2]), "dtype": "float16", **meta}
+    atomic_write_json(directory / "meta.json", full)
+
+
+def open_store(directory: Path, backbone: str | None = None, mmap: bool = True) -> FeatureStore:
+    directory = Path(directory)
+    backbone = backbone or directory.name
+    meta_path = directory / "meta.json"
+    if not meta_path.exists():
+        hint = " (generate demo features with `orze demo features`, or see `orze features --help`)"
+        raise FeatureStoreError(f"{meta_path}: no feature store for backbone '{backbone}'{hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+        ids = (directory / "clips.txt").read_text().split()
+        array = np.load(directory / "features.npy", mmap_mode="r" if mmap else None)
+    except (OSError, ValueError) as e:
+        raise FeatureStoreError(f"{directory}: unreadable feature store: {e}") from None
+    if array.ndim != 3 or array.shape[0] != len(ids):
+        raise FeatureStoreError(
+            f"{directory}/features.npy: shape {array.shape} does not match {len(ids)} ids in clips.txt")
+    return FeatureStore(backbone, directory, ids, array, meta)
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str
+    label: int
+    split: str
+
+
+def read_clips(path: Path) -> list[Clip]:
+    """Parse features/clips.csv, naming the line and field of any error."""
+    path = Path(path)
+    if not path.exists():
+        raise FeatureStoreError(f"{path}: not found (clip_id,label,split)")
+    clips: list[Clip] = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"clip_id", "label", "split"} - set(reader.fieldnames or [])
+        if missing:
+            raise FeatureStoreError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            if row["split"] not in SPLITS:
+                raise FeatureStoreError(
+                    f"{path}:{line}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
+            if row["label"] not in ("0", "1"):
+                raise FeatureStoreError(f"{path}:{line}: label {row['label']!r} is not 0 or 1")
+            clips.append(Clip(row["clip_id"], int(row["label"]), row["split"]))
+    return clips
+
+
+def write_clips(path: Path, clips: list[Clip]) -> None:
+    lines = ["clip_id,label,split\n"] + [f"{c.clip_id},{c.label},{c.split}\n" for c in clips]
+    atomic_write_text(path, "".join(lines))

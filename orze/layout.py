@@ -1,0 +1,147 @@
+"""The one place that knows where everything lives in a research directory.
+
+Every path Orze reads or writes is derived here from the research root (DESIGN.md §2), so no other
+module joins path strings by hand and two components can never disagree about where a file is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT_ENV = "ORZE_ROOT"
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The research root: the argument, else $ORZE_ROOT, else the current directory (absolute)."""
+    chosen = root if root is not None else os.environ.get(ROOT_ENV) or "."
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike | None = None) -> "Layout":
+        return cls(resolve_root(root))
+
+    # --- configuration -------------------------------------------------------------------
+    @property
+    def configs(self) -> Path:
+        return self.root / "configs"
+
+    @property
+    def project_config(self) -> Path:
+        return self.configs / "orze.yaml"
+
+    @property
+    def space_config(self) -> Path:
+        return self.configs / "space.yaml"
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def research_prompt(self) -> Path:
+        return self.prompts / "research.md"
+
+    @property
+    def rules_prompt(self) -> Path:
+        return self.prompts / "rules.md"
+
+    # --- features ------------------------------------------------------------------------
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def clips_csv(self) -> Path:
+        return self.features / "clips.csv"
+
+    def backbone_dir(self, backbone: str) -> Path:
+        return self.features / backbone
+
+    # --- runs ----------------------------------------------------------------------------
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def inbox(self) -> Path:
+        return self.runs / "inbox"
+
+    @property
+    def admitting(self) -> Path:
+        """Where a daemon moves an inbox file (by rename) while it admits it."""
+        return self.runs / "admitting"
+
+    @property
+    def queue(self) -> Path:
+        return self.runs / "queue"
+
+    @property
+    def rejected(self) -> Path:
+        return self.runs / "rejected"
+
+    @property
+    def fingerprints(self) -> Path:
+        return self.runs / "fingerprints"
+
+    @property
+    def exp(self) -> Path:
+        return self.runs / "exp"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.exp / run_id
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.runs / "leaderboard.jsonl"
+
+    @property
+    def leaderboard_lock(self) -> Path:
+        return self.runs / "leaderboard.lock"
+
+    @property
+    def events(self) -> Path:
+        return self.runs / "events.jsonl"
+
+    @property
+    def nodes(self) -> Path:
+        return self.runs / "nodes"
+
+    @property
+    def agents(self) -> Path:
+        return self.runs / "agents"
+
+    def agent_dir(self, name: str) -> Path:
+        return self.agents / name
+
+    @property
+    def report(self) -> Path:
+        return self.runs / "report"
+
+    @property
+    def tmp(self) -> Path:
+        return self.runs / "tmp"
+
+    def ensure(self) -> "Layout":
+        """Create the runs/ tree (idempotent). Configs are created by `orze init`, not here."""
+        for d in (self.inbox, self.admitting, self.queue, self.rejected, self.fingerprints,
+                  self.exp, self.nodes, self.agents, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+# Files inside one run directory (runs/exp/<id>/).
+RUN_CONFIG = "config.yaml"
+RUN_IDEA = "idea.json"
+RUN_CLAIM = "claim"
+RUN_HEARTBEAT = "heartbeat"
+RUN_LOG = "train.log"
+RUN_METRICS = "metrics.json"
+RUN_EFFECTIVE = "effective_config.json"
+RUN_RESULT = "result.json"

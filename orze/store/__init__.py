@@ -1,0 +1,1 @@
+"""Durable state on the shared filesystem: atomic writes, the leaderboard, queue, claims, events."""

@@ -1,0 +1,111 @@
+"""runs/leaderboard.jsonl: one JSON object per finished experiment, append-only.
+
+Row schema (all keys always present; values may be null):
+    id, fingerprint, status ("done" | "failed" | "misconfigured"), metric_name,
+    metric (primary validation metric, e.g. val AP), test_metric (reported, never used to rank),
+    val_auc, test_auc, config (canonical configuration), idea_name, agent, model, source, parent,
+    priority, node, slot, admitted_at, started_at, finished_at (unix seconds), duration_s,
+    epochs_run, seed, error (failure class and message, or misconfiguration diffs), attempts
+
+Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
+never interleaved with another; readers skip a torn last line (a writer killed mid-write).
+`rebuild` regenerates the file from runs/exp/*/result.json, the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from orze.layout import RUN_RESULT, Layout
+from orze.store.atomic import atomic_write_text
+from orze.store.lock import FileLock
+
+RANKED_STATUS = "done"
+ROW_KEYS = ("id", "fingerprint", "status", "metric_name", "metric", "test_metric", "val_auc",
+            "test_auc", "config", "idea_name", "agent", "model", "source", "parent", "priority",
+            "node", "slot", "admitted_at", "started_at", "finished_at", "duration_s", "epochs_run",
+            "seed", "error", "attempts")
+
+
+def row_line(row: dict[str, Any]) -> bytes:
+    full = {k: row.get(k) for k in ROW_KEYS}
+    full.update({k: v for k, v in row.items() if k not in full})
+    return (json.dumps(full, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def append_row(layout: Layout, row: dict[str, Any]) -> None:
+    data = row_line(row)
+    with FileLock(layout.leaderboard_lock):
+        fd = os.open(layout.leaderboard, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):  # a short write (disk full): never leave a partial record
+                raise OSError(f"{layout.leaderboard}: short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete row; a torn or garbled line (a killed writer) is skipped, never fatal."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # torn last line: its writer has not finished (or died)
+            line = raw.strip(b"\x00 \r\n")
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "id" in row:
+                yield row
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return list(iter_rows(path))
+
+
+def ranked(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished, verified runs best first by the validation metric; the test metric is never read."""
+    ok = [r for r in rows if r.get("status") == RANKED_STATUS and isinstance(r.get("metric"), (int, float))]
+    return sorted(ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
+
+
+def rows_to_frame(rows: Iterable[dict[str, Any]]):
+    """A pandas DataFrame: one row per record, config dimensions flattened into columns
+    (a fusion list becomes 'a+b'), in completion (file) order with a `seq` column."""
+    import pandas as pd
+
+    records = []
+    for i, r in enumerate(rows):
+        rec = {k: v for k, v in r.items() if k != "config"}
+        for k, v in (r.get("config") or {}).items():
+            rec.setdefault(k, "+".join(v) if isinstance(v, list) else v)
+        rec["seq"] = i
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def rebuild(layout: Layout) -> int:
+    """Regenerate leaderboard.jsonl from the run directories; returns the number of rows."""
+    rows = []
+    for result in sorted(layout.exp.glob(f"*/{RUN_RESULT}")):
+        try:
+            row = json.loads(result.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(row, dict) and "id" in row:
+            rows.append(row)
+    rows.sort(key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
+    with FileLock(layout.leaderboard_lock):
+        atomic_write_text(layout.leaderboard, "".join(row_line(r).decode() for r in rows))
+    return len(rows)
