@@ -1,0 +1,85 @@
+"""The one loader for configs/orze.yaml (project, task, scheduler, worker, admission, agents).
+
+Every section is a pydantic model that forbids unknown keys, so a typo in the project file is an
+error naming the file and the field rather than a setting that silently does nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orze.agents.spec import AgentSpec
+from orze.layout import Layout
+
+
+class ConfigError(ValueError):
+    """configs/orze.yaml is invalid; the message names the file and the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(_Section):
+    name: str = "dashcam-collision"
+    metric: Literal["val_ap", "val_auc"] = "val_ap"
+
+
+class SchedulerConfig(_Section):
+    poll_s: float = Field(default=1.0, gt=0, description="idle sleep between inbox scans")
+    cpu_slots: int = Field(default=1, ge=1, description="worker slots when no GPU is found")
+    gpus: Literal["auto", "none"] | list[int] = "auto"
+    slots_per_gpu: int = Field(default=1, ge=1)
+    threads_per_slot: int = Field(default=0, ge=0, description="torch threads per CPU worker (0: cores / slots)")
+    max_attempts: int = Field(default=2, ge=1, description="runs of one idea before it is failed for good")
+    timeout_min: float = Field(default=120.0, gt=0)
+    stall_min: float = Field(default=15.0, gt=0)
+    lease_s: float = Field(default=120.0, gt=0)
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+
+class WorkerConfig(_Section):
+    command: list[str] | None = Field(
+        default=None, description="custom worker argv; the run directory is appended (DESIGN §5)")
+    device: Literal["auto", "cpu"] = "auto"
+
+
+class AdmissionConfig(_Section):
+    near_duplicates: Literal["off", "flag", "refuse"] = "flag"
+    near_tolerance: float = Field(default=0.1, ge=0, description="relative distance on continuous dims")
+    max_file_bytes: int = Field(default=1_000_000, ge=1)
+    max_ideas_per_file: int = Field(default=200, ge=1)
+
+
+class ProjectConfig(_Section):
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    agents: list[AgentSpec] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
+
+
+def load_project(layout: Layout) -> ProjectConfig:
+    path: Path = layout.project_config
+    if not path.exists():
+        return ProjectConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"])
+            msgs.append(f"{where}: {err['msg']}")
+        raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
