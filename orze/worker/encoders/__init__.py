@@ -37,6 +37,14 @@ def build_encoder(name: str, *, input_dim: int, d_model: int, num_layers: int, n
                            num_heads=num_heads, dropout=dropout)
 
 
+def describe(module: nn.Module) -> dict:
+    """What was built, read back from the module's own attributes (not from the request)."""
+    return {"name": module.kind, "class": type(module).__name__, "d_model": module.d_model,
+            "num_layers": module.num_layers, "num_heads": module.num_heads,
+            "dropout": module.dropout_p,
+            "parameters": sum(p.numel() for p in module.parameters())}
+
+
 def _load_builtin() -> None:
     # Imported lazily so that `import orze.worker.encoders` stays cheap; each module registers itself.
     from orze.worker.encoders import transformer  # noqa: F401

@@ -1,0 +1,94 @@
+"""The classifier: backbone fusion → temporal encoder → pooling → linear head.
+
+`describe_model` reads the effective architecture back from the built modules (their classes and
+attributes), which is what the daemon compares against the requested configuration.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from orze.worker.encoders import build_encoder, describe as describe_encoder
+from orze.worker.pooling import build_pooling
+
+
+class ConcatFusion(nn.Module):
+    """Concatenate aligned per-frame features of all backbones (a single backbone passes through)."""
+
+    kind = "concat"
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.dims = list(dims)
+        self.out_dim = sum(dims)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
+
+
+class ProjectSumFusion(nn.Module):
+    """Project each backbone to a common width and sum."""
+
+    kind = "project_sum"
+
+    def __init__(self, dims: list[int], width: int):
+        super().__init__()
+        self.dims = list(dims)
+        self.proj = nn.ModuleList(nn.Linear(d, width) for d in dims)
+        self.out_dim = width
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return sum(p(x) for p, x in zip(self.proj, xs))
+
+
+class ClipClassifier(nn.Module):
+    def __init__(self, fusion: nn.Module, encoder: nn.Module, pooling: nn.Module, d_model: int,
+                 dropout: float, positive_rate: float):
+        super().__init__()
+        self.fusion = fusion
+        self.encoder = encoder
+        self.pooling = pooling
+        self.head_dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(d_model, 1)
+        # Start at the class prior: logit bias −log((1 − π)/π).
+        pi = min(max(positive_rate, 1e-4), 1 - 1e-4)
+        nn.init.constant_(self.head.bias, -math.log((1 - pi) / pi))
+
+    def forward(self, xs: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.fusion(xs), mask)
+        return self.head(self.head_dropout(self.pooling(h, mask))).squeeze(-1)
+
+
+def build_model(config: dict, dims: list[int], positive_rate: float) -> ClipClassifier:
+    d_model = config["d_model"]
+    if len(dims) > 1 and config.get("fusion") == "project_sum":
+        fusion: nn.Module = ProjectSumFusion(dims, d_model)
+    else:
+        fusion = ConcatFusion(dims)
+    encoder = build_encoder(config["temporal_encoder"], input_dim=fusion.out_dim, d_model=d_model,
+                            num_layers=config["num_layers"], num_heads=config["num_heads"],
+                            dropout=config["dropout"])
+    pooling = build_pooling(config["pooling"], d_model)
+    return ClipClassifier(fusion, encoder, pooling, d_model, config["dropout"], positive_rate)
+
+
+def describe_model(model: ClipClassifier) -> dict:
+    enc = describe_encoder(model.encoder)
+    out = {
+        "temporal_encoder": enc["name"],
+        "d_model": enc["d_model"],
+        "num_layers": enc["num_layers"],
+        "num_heads": enc["num_heads"],
+        "dropout": enc["dropout"],
+        "pooling": model.pooling.kind,
+        "head_in_features": model.head.in_features,
+        "head_dropout": model.head_dropout.p,
+        "encoder_class": enc.get("class"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if len(model.fusion.dims) > 1:
+        out["fusion"] = model.fusion.kind
+    return out

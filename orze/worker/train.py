@@ -1,0 +1,326 @@
+"""Train and evaluate one experiment from its run directory.
+
+Reads runs/exp/<id>/config.yaml (a canonical configuration), trains with early stopping on the
+validation metric, and writes metrics.json and effective_config.json atomically. The test split is
+evaluated once, on the checkpoint chosen by validation, and is never read before that.
+
+Every configured knob is applied by exactly one piece of code below, and the effective value is
+read back from the object that applies it (loss, pooling, optimiser, scheduler, sampler, …).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from orze.features.store import FeatureStoreError
+from orze.layout import RUN_CONFIG, RUN_EFFECTIVE, RUN_LOG, RUN_METRICS, Layout
+from orze.space import check_idea, load_space
+from orze.store.atomic import atomic_write_json
+from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, load_experiment_data
+from orze.worker.losses import build_loss
+from orze.worker.model import ClipClassifier, build_model, describe_model
+
+EVAL_BATCH = 512
+
+
+class InvalidConfig(ValueError):
+    pass
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+# --- knobs, each one object that owns its effective value ---------------------------------
+
+@dataclass
+class EpochSampler:
+    """Batches of training indices; positives drawn `oversample_ratio` times as often."""
+
+    n: int
+    labels: torch.Tensor
+    batch_size: int
+    oversample_ratio: float
+    generator: torch.Generator
+
+    def batches(self) -> list[torch.Tensor]:
+        if self.oversample_ratio == 1.0:
+            order = torch.randperm(self.n, generator=self.generator)
+        else:
+            w = torch.where(self.labels.cpu() > 0.5, self.oversample_ratio, 1.0).double()
+            order = torch.multinomial(w, self.n, replacement=True, generator=self.generator)
+        return list(order.split(self.batch_size))
+
+
+@dataclass
+class Augment:
+    """Training-time mixup (Beta(α, α), off at α = 0) and Gaussian feature noise (off at 0)."""
+
+    mixup_alpha: float
+    feature_noise: float
+    generator: torch.Generator
+
+    def __call__(self, xs: list[torch.Tensor], mask: torch.Tensor, y: torch.Tensor):
+        if self.feature_noise > 0:
+            m = mask.unsqueeze(-1).to(xs[0].dtype)
+            xs = [x + self.feature_noise * m *
+                  torch.randn(x.shape, generator=self.generator).to(x.device) for x in xs]
+        if self.mixup_alpha > 0 and y.shape[0] > 1:
+            lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
+                        generator=self.generator))).beta(self.mixup_alpha, self.mixup_alpha))
+            perm = torch.randperm(y.shape[0], generator=self.generator).to(y.device)
+            xs = [lam * x + (1 - lam) * x[perm] for x in xs]
+            y = lam * y + (1 - lam) * y[perm]
+            mask = mask | mask[perm]
+        return xs, mask, y
+
+
+SCHEDULERS = {
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "linear": torch.optim.lr_scheduler.LinearLR,
+    "step": torch.optim.lr_scheduler.StepLR,
+}
+_SCHEDULER_NAMES = {cls: name for name, cls in SCHEDULERS.items()}
+
+
+def build_optimiser(model: torch.nn.Module, config: dict) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        # Biases, norms and 1-D gains are not decayed (standard AdamW practice).
+        (no_decay if p.ndim < 2 else decay).append(p)
+    return torch.optim.AdamW([
+        {"params": decay, "weight_decay": config["weight_decay"], "name": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+    ], lr=config["learning_rate"])
+
+
+def build_scheduler(optimiser: torch.optim.Optimizer, name: str, total_steps: int):
+    total_steps = max(1, total_steps)
+    if name == "cosine":
+        return SCHEDULERS[name](optimiser, T_max=total_steps)
+    if name == "linear":
+        return SCHEDULERS[name](optimiser, start_factor=1.0, end_factor=0.01, total_iters=total_steps)
+    if name == "step":
+        return SCHEDULERS[name](optimiser, step_size=max(1, total_steps // 3), gamma=0.3)
+    raise KeyError(f"scheduler: '{name}' is not implemented; available: {', '.join(SCHEDULERS)}")
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+@torch.no_grad()
+def predict(model: ClipClassifier, split: SplitData, autocast) -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, split.y.shape[0], EVAL_BATCH):
+        sl = slice(start, start + EVAL_BATCH)
+        with autocast():
+            logits = model([x[sl] for x in split.x], split.mask[sl])
+        out.append(logits.float().cpu())
+    return torch.cat(out).numpy()
+
+
+def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if len(np.unique(y)) < 2:
+        return {"ap": float("nan"), "auc": float("nan")}
+    return {"ap": float(average_precision_score(y, scores)), "auc": float(roc_auc_score(y, scores))}
+
+
+# --- the experiment ---------------------------------------------------------------------------
+
+def resolve_device(requested: str | None = None) -> torch.device:
+    req = requested or os.environ.get("ORZE_DEVICE", "auto")
+    if req == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(req)
+
+
+def read_run_config(run_dir: Path, layout: Layout) -> dict[str, Any]:
+    path = run_dir / RUN_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InvalidConfig(f"{path}: unreadable: {e}") from None
+    check = check_idea(load_space(layout.space_config), raw)
+    if not check.ok:
+        raise InvalidConfig(f"{path}: " + "; ".join(check.errors))
+    return check.config
+
+
+class Log:
+    def __init__(self, path: Path):
+        self.f = open(path, "a", buffering=1, encoding="utf-8")
+
+    def __call__(self, msg: str) -> None:
+        self.f.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+        self.f.flush()
+
+
+def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> dict[str, Any]:
+    t_start = time.time()
+    spawned_at = float(os.environ.get("ORZE_SPAWNED_AT", t_start))
+    run_dir = Path(run_dir)
+    log = Log(run_dir / RUN_LOG)
+    config = read_run_config(run_dir, layout)
+    dev = resolve_device(device)
+    threads = int(os.environ.get("ORZE_THREADS", "0"))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    seed = int(config["seed"])
+    set_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    backbones = config["backbone"] if isinstance(config["backbone"], list) else [config["backbone"]]
+    data: ExperimentData = load_experiment_data(layout, backbones, config["seq_len"], dev)
+    model = build_model(config, data.dims, data.positive_rate).to(dev)
+    loss_fn = build_loss(config)
+    train = data.splits["train"]
+    sampler = EpochSampler(train.y.shape[0], train.y, config["batch_size"],
+                           config["oversample_ratio"], gen)
+    steps_per_epoch = math.ceil(train.y.shape[0] / config["batch_size"])
+    optimiser = build_optimiser(model, config)
+    scheduler = build_scheduler(optimiser, config["scheduler"], steps_per_epoch * config["epochs"])
+    augment = Augment(config["mixup_alpha"], config["feature_noise"], gen)
+    use_bf16 = dev.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else \
+        (lambda: torch.autocast("cpu", enabled=False))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    log(f"device={dev} threads={torch.get_num_threads()} params={sum(p.numel() for p in model.parameters())} "
+        f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]}")
+
+    history, best, best_state, best_epoch, stale = [], -math.inf, None, -1, 0
+    first_step_at = None
+    max_batch = 0
+    for epoch in range(config["epochs"]):
+        model.train()
+        t_epoch, total, count = time.time(), 0.0, 0
+        for idx in sampler.batches():
+            idx = idx.to(dev)
+            xs, mask, y = augment([x[idx] for x in train.x], train.mask[idx], train.y[idx])
+            max_batch = max(max_batch, int(idx.shape[0]))
+            with autocast():
+                logits = model(xs, mask)
+            loss = loss_fn(logits, y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch + 1}")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if config["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
+            optimiser.step()
+            scheduler.step()
+            if first_step_at is None:
+                first_step_at = time.time()
+            total += float(loss.detach()) * idx.shape[0]
+            count += int(idx.shape[0])
+        val_scores = predict(model, data.splits["val"], autocast)
+        val = binary_metrics(data.splits["val"].y.cpu().numpy(), val_scores)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_ap": val["ap"],
+                        "val_auc": val["auc"], "lr": scheduler.get_last_lr()[0],
+                        "seconds": time.time() - t_epoch})
+        log(f"epoch {epoch + 1}/{config['epochs']} loss={total / max(count, 1):.4f} "
+            f"val_ap={val['ap']:.4f} ({time.time() - t_epoch:.2f}s)")
+        if val["ap"] > best:
+            best, best_epoch, stale = val["ap"], epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= config["patience"]:
+                log(f"early stop: no better val_ap for {stale} epochs")
+                break
+
+    model.load_state_dict(best_state)
+    val = binary_metrics(data.splits["val"].y.cpu().numpy(), predict(model, data.splits["val"], autocast))
+    # The test split is read exactly once, after selection, and never feeds back into it.
+    test = binary_metrics(data.splits["test"].y.cpu().numpy(), predict(model, data.splits["test"], autocast))
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    metrics = {
+        "metric_name": "val_ap", "metric": val["ap"], "val_ap": val["ap"], "val_auc": val["auc"],
+        "test_metric": test["ap"], "test_ap": test["ap"], "test_auc": test["auc"],
+        "selection": {"split": "val", "metric": "val_ap", "best_epoch": best_epoch},
+        "epochs_run": len(history), "history": history, "seed": seed,
+        "seconds": time.time() - t_start,
+        "startup_s": (first_step_at or time.time()) - spawned_at,
+        "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
+        "peak_memory_mb": peak_mb, "device": str(dev), "threads": torch.get_num_threads(),
+    }
+    effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, config,
+                                 data, max_batch, dev)
+    atomic_write_json(run_dir / RUN_EFFECTIVE, effective)
+    atomic_write_json(run_dir / RUN_METRICS, metrics)
+    log(f"done val_ap={val['ap']:.4f} test_ap={test['ap']:.4f} best_epoch={best_epoch}")
+    return metrics
+
+
+def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler, augment: Augment,
+                     config: dict, data: ExperimentData, max_batch: int, dev) -> dict[str, Any]:
+    """What was actually built and run, read back from the objects (DESIGN.md §5)."""
+    groups = {g["name"]: g for g in optimiser.param_groups}
+    train = data.splits["train"]
+    eff: dict[str, Any] = {
+        "backbone": data.backbones[0] if len(data.backbones) == 1 else sorted(data.backbones),
+        **describe_model(model),
+        **loss_fn.describe(),
+        "batch_size": sampler.batch_size,
+        "max_batch_seen": max_batch,
+        "scheduler": _SCHEDULER_NAMES[type(scheduler)],
+        "seq_len": int(train.mask.shape[1]),
+        "epochs": config["epochs"],
+        "patience": config["patience"],
+        "learning_rate": groups["decay"]["initial_lr"],
+        "weight_decay": groups["decay"]["weight_decay"],
+        "grad_clip": config["grad_clip"],
+        "oversample_ratio": sampler.oversample_ratio,
+        "mixup_alpha": augment.mixup_alpha,
+        "feature_noise": augment.feature_noise,
+        "seed": config["seed"],
+        "optimiser": {"class": type(optimiser).__name__,
+                      "groups": {n: {"weight_decay": g["weight_decay"], "params": len(g["params"])}
+                                 for n, g in groups.items()}},
+        "input_dims": data.dims,
+        "sequence": {"train": {"mode": SEQUENCE_MODE, "seq_len": int(train.mask.shape[1])},
+                     "eval": {split: {"mode": SEQUENCE_MODE, "seq_len": int(data.splits[split].mask.shape[1])}
+                              for split in ("val", "test")}},
+        "eval_mode": {"dropout_off": True, "autocast": "bf16" if dev.type == "cuda" else "off"},
+        "device": str(dev),
+        **data.info,
+    }
+    return eff
+
+
+def classify_exception(exc: BaseException) -> str:
+    if isinstance(exc, InvalidConfig):
+        return "invalid_config"
+    if isinstance(exc, FeatureStoreError):
+        return "missing_features"
+    if isinstance(exc, NonFiniteLoss):
+        return "nan_loss"
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return "oom"
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("out of memory" in text):
+        return "oom"
+    if isinstance(exc, RuntimeError) and ("shape" in text or "size mismatch" in text or "mat1 and mat2" in text):
+        return "shape_mismatch"
+    return "crash"
