@@ -78,6 +78,14 @@ class Layout:
         """Where a daemon moves an inbox file (by rename) while it admits it."""
         return self.runs / "admitting"
 
+    def admitting_for(self, node: str) -> Path:
+        return self.admitting / node
+
+    @property
+    def admitted(self) -> Path:
+        """Archive of inbox files once every idea in them was admitted or rejected."""
+        return self.runs / "admitted"
+
     @property
     def queue(self) -> Path:
         return self.runs / "queue"
@@ -130,7 +138,7 @@ class Layout:
 
     def ensure(self) -> "Layout":
         """Create the runs/ tree (idempotent). Configs are created by `orze init`, not here."""
-        for d in (self.inbox, self.admitting, self.queue, self.rejected, self.fingerprints,
+        for d in (self.inbox, self.admitting, self.admitted, self.queue, self.rejected, self.fingerprints,
                   self.exp, self.nodes, self.agents, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         return self
@@ -145,3 +153,6 @@ RUN_LOG = "train.log"
 RUN_METRICS = "metrics.json"
 RUN_EFFECTIVE = "effective_config.json"
 RUN_RESULT = "result.json"
+RUN_FAILURE = "failure.json"
+RUN_RECORDED = "recorded"
+RUN_OUTPUT = "worker.out"

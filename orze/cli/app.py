@@ -23,7 +23,13 @@ def _root() -> None:
 
 # Each entry is a module under orze.cli with a `register(app)` function.
 COMMAND_MODULES = [
+    "init",
+    "run",
+    "submit",
+    "leaderboard",
+    "status",
     "space",
+    "demo",
 ]
 
 for _name in COMMAND_MODULES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from orze.layout import Layout
 
-console = Console()
+# Piped output (logs, CI, `| less`) gets a wide fixed width instead of wrapping at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 220)
 err_console = Console(stderr=True)
 
 RootOption = typer.Option(None, "--root", "-r", envvar="ORZE_ROOT",

@@ -50,7 +50,12 @@ def append_row(layout: Layout, row: dict[str, Any]) -> None:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete row; a torn or garbled line (a killed writer) is skipped, never fatal."""
+    """Every complete leaderboard row (objects with an id)."""
+    return (r for r in iter_jsonl(path) if "id" in r)
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete JSON object line; a torn or garbled line (a killed writer) is skipped."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -66,7 +71,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict) and "id" in row:
+            if isinstance(row, dict):
                 yield row
 
 

@@ -1,0 +1,148 @@
+"""`orze leaderboard`: the ranked results (validation metric; the test metric is shown only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from orze.cli.common import RootOption, console, fail, layout_for
+from orze.store.leaderboard import ranked, read_rows, rebuild
+
+FLAT_COLUMNS = ("rank", "id", "status", "metric", "test_metric", "backbone", "temporal_encoder",
+                "pooling", "loss", "learning_rate", "batch_size", "seq_len", "epochs", "agent", "source",
+                "duration_s", "error")
+
+
+def parse_where(items: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--where {item!r}: expected key=value (e.g. --where backbone=vjepa2)")
+        k, v = item.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    if key in row:
+        return row[key]
+    return (row.get("config") or {}).get(key)
+
+
+def matches(row: dict[str, Any], where: list[tuple[str, str]]) -> bool:
+    for key, want in where:
+        have = _value(row, key)
+        if isinstance(have, list):
+            have = "+".join(have)
+        if isinstance(have, (int, float)) and not isinstance(have, bool):
+            try:
+                if abs(float(want) - float(have)) > 1e-9 * max(1.0, abs(float(have))):
+                    return False
+                continue
+            except ValueError:
+                return False
+        if str(have) != want:
+            return False
+    return True
+
+
+def error_summary(error: Any) -> str:
+    if not error:
+        return ""
+    if isinstance(error, dict):
+        if error.get("findings"):
+            return "misconfigured: " + "; ".join(error["findings"])
+        return f"{error.get('class')}: {error.get('message', '')}"
+    return str(error)
+
+
+def select_rows(rows: list[dict], show_all: bool, where: list[tuple[str, str]], top: int | None) -> list[dict]:
+    rows = [r for r in rows if matches(r, where)]
+    ordered = ranked(rows)
+    for i, r in enumerate(ordered, 1):
+        r["rank"] = i
+    if show_all:
+        others = [r for r in rows if "rank" not in r]
+        return ordered + sorted(others, key=lambda r: r.get("finished_at") or 0)
+    return ordered[:top] if top else ordered
+
+
+def flat(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for col in FLAT_COLUMNS:
+        v = row.get("rank") if col == "rank" else _value(row, col)
+        if col == "error":
+            v = error_summary(row.get("error"))
+        if isinstance(v, list):
+            v = "+".join(v)
+        out[col] = v
+    return out
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+    return str(v)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("leaderboard")
+    def leaderboard_cmd(
+        root: Optional[Path] = RootOption,
+        top: int = typer.Option(20, "--top", "-n", min=1, help="Show the best N."),
+        show_all: bool = typer.Option(False, "--all", help="Every run, failed and misconfigured too, with reasons."),
+        where: list[str] = typer.Option([], "--where", "-w", help="Filter key=value (a config dimension or a row field); repeatable."),
+        as_json: bool = typer.Option(False, "--json", help="JSON rows."),
+        as_csv: bool = typer.Option(False, "--csv", help="CSV rows."),
+        do_rebuild: bool = typer.Option(False, "--rebuild", help="Regenerate leaderboard.jsonl from runs/exp/*/result.json first."),
+    ) -> None:
+        """Show the leaderboard, ranked by the validation metric."""
+        layout = layout_for(root)
+        if do_rebuild:
+            n = rebuild(layout)
+            console.print(f"rebuilt {layout.leaderboard} from run directories: {n} rows")
+        try:
+            conditions = parse_where(where)
+        except ValueError as e:
+            raise fail(str(e))
+        rows = select_rows(read_rows(layout.leaderboard), show_all, conditions, None if show_all else top)
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=1, default=str) + "\n")
+            return
+        if as_csv:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(FLAT_COLUMNS))
+            w.writeheader()
+            for r in rows:
+                w.writerow(flat(r))
+            sys.stdout.write(buf.getvalue())
+            return
+        if not rows:
+            console.print("No results yet." + ("" if layout.leaderboard.exists() else
+                                               f" ({layout.leaderboard} does not exist)"))
+            return
+        metric_name = rows[0].get("metric_name") or "val_ap"
+        table = Table(title=f"Leaderboard ({metric_name}; the test metric is never used for ranking)")
+        cols = ["#", "id", metric_name, "test", "backbone", "encoder", "pooling", "loss", "lr", "bs",
+                "seq", "ep", "agent", "source", "time"] + (["status / reason"] if show_all else [])
+        for c in cols:
+            table.add_column(c, overflow="fold")
+        for r in rows:
+            f = flat(r)
+            cells = [_fmt(f["rank"]), f["id"], _fmt(f["metric"]), _fmt(f["test_metric"]), _fmt(f["backbone"]),
+                     _fmt(f["temporal_encoder"]), _fmt(f["pooling"]), _fmt(f["loss"]),
+                     _fmt(f["learning_rate"]), _fmt(f["batch_size"]), _fmt(f["seq_len"]), _fmt(f["epochs"]),
+                     _fmt(f["agent"]), _fmt(f["source"]), f"{f['duration_s']:.0f}s" if f["duration_s"] else ""]
+            if show_all:
+                cells.append(r.get("status", "") + (": " + f["error"] if f["error"] else ""))
+            table.add_row(*cells)
+        console.print(table)

@@ -1,0 +1,65 @@
+"""`orze status`: queue, slots per node, counts, best so far, throughput, failures."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from orze.cli.common import RootOption, console, layout_for
+from orze.cli.leaderboard import error_summary
+from orze.status import gather
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status_cmd(root: Optional[Path] = RootOption,
+                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+        """Show the campaign's state: queue depth, running slots, counts, best, throughput."""
+        layout = layout_for(root)
+        s = gather(layout)
+        if as_json:
+            console.print_json(json.dumps(s, default=str))
+            return
+        tp = s["throughput"]
+        console.print(
+            f"[bold]queue[/] {s['queue']} · inbox {s['inbox']} · [green]done {s['done']}[/] · "
+            f"[red]failed {s['failed']}[/] · [magenta]misconfigured {s['misconfigured']}[/] · "
+            f"rejected {s['rejected']} · {tp['recent_per_hour']:.1f} exp/h (last hour), "
+            f"{tp['overall_per_hour']:.1f} exp/h overall")
+        if s["best"]:
+            b = s["best"]
+            console.print(f"[bold]best[/] {b['id']} {b.get('metric_name')}={b['metric']:.4f} "
+                          f"({json.dumps(b.get('config', {}).get('backbone'))}, "
+                          f"{b.get('config', {}).get('temporal_encoder')})")
+        if s["mean_startup_s"] is not None:
+            console.print(f"worker start → first training step: {s['mean_startup_s']:.2f}s on average")
+        now = time.time()
+        if s["nodes"]:
+            t = Table(title="nodes")
+            for c in ("node", "alive", "slot", "device", "running", "for", "utilisation"):
+                t.add_column(c)
+            for n in s["nodes"]:
+                for sl in n.get("slots", []):
+                    t.add_row(n["node"], "yes" if n["alive"] else "no", str(sl["slot"]), sl["device"],
+                              sl["run"] or "idle", f"{now - sl['since']:.0f}s" if sl.get("since") else "",
+                              f"{n.get('utilisation', 0):.0%}")
+            console.print(t)
+        if s["misconfigured_runs"]:
+            t = Table(title="misconfigured runs (off the ranking)")
+            t.add_column("id")
+            t.add_column("differences")
+            for r in s["misconfigured_runs"]:
+                t.add_row(r["id"], error_summary(r.get("error")))
+            console.print(t)
+        if s["failures"]:
+            t = Table(title="recent failures")
+            t.add_column("id")
+            t.add_column("class / message")
+            for r in s["failures"]:
+                t.add_row(r["id"], error_summary(r.get("error"))[:200])
+            console.print(t)

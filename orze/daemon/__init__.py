@@ -1,0 +1,1 @@
+"""`orze run`: the node daemon (admission, scheduling, supervision, recording; DESIGN.md §1)."""

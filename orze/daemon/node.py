@@ -1,0 +1,476 @@
+"""The node daemon: one `orze run` per compute node, all sharing one research directory.
+
+Each pass of the loop: admit inbox files, start queued ideas on free slots, reap finished
+workers (verify, record, retry or heal), enforce timeouts and stalls, renew leases, break the
+expired leases of dead nodes, keep agents alive, publish the node's heartbeat. Between passes the
+daemon sleeps until a worker exits (pidfd) or the next scan is due, so a finished worker's slot
+is refilled at once without busy-looping.
+
+Stopping (SIGINT/SIGTERM, or the run bounds): no new work is claimed; running experiments get
+`shutdown_grace_s` to finish, then are killed and released back to the queue. A second signal
+releases them at once. Nothing claimed is ever left in limbo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from orze.config import ProjectConfig
+from orze.daemon.admission import AdmissionReport, Admitter
+from orze.daemon.heal import heal_patch
+from orze.daemon.record import TRANSIENT, build_row, classify, judge_success, load_outputs, record, tail
+from orze.daemon.slots import Slot, plan_slots
+from orze.daemon.supervisor import Running, builtin_command
+from orze.layout import RUN_CONFIG, RUN_FAILURE, RUN_IDEA, RUN_METRICS, RUN_RESULT, Layout
+from orze.space import Space, check_idea, fingerprint
+from orze.store import claims, queue
+from orze.store.atomic import atomic_write_json, atomic_write_text
+from orze.store.claims import Claim, create_exclusive
+from orze.store.events import emit
+
+import yaml
+
+
+@dataclass
+class RunBounds:
+    max_experiments: int | None = None   # stop claiming after this many starts
+    until_idle: bool = False             # exit when inbox, queue and slots are all empty
+    once: bool = False                   # one admission + scheduling pass, then finish those runs
+
+
+@dataclass
+class Counters:
+    admitted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    started: int = 0
+    done: int = 0
+    failed: int = 0
+    misconfigured: int = 0
+    retried: int = 0
+    released: int = 0
+    leases_broken: int = 0
+    busy_s: float = 0.0
+
+
+def default_node_id() -> str:
+    return socket.gethostname().split(".")[0] or "node"
+
+
+class Daemon:
+    def __init__(self, layout: Layout, project: ProjectConfig, space: Space, node: str | None = None,
+                 bounds: RunBounds | None = None, slots: list[Slot] | None = None,
+                 on_event: Callable[[str], None] | None = None, agent_host: Any = None):
+        self.layout = layout.ensure()
+        self.project, self.space = project, space
+        self.sched = project.scheduler
+        self.node = node or default_node_id()
+        self.bounds = bounds or RunBounds()
+        self.slots = slots if slots is not None else plan_slots(self.sched)
+        self.admitter = Admitter(layout, space, project.admission, self.node)
+        self.running: dict[int, Running] = {}
+        self.counters = Counters()
+        self.started_at = time.time()
+        self.stopping = False
+        self.signals = 0
+        self.stop_deadline: float | None = None
+        self.on_event = on_event or (lambda msg: None)
+        self.agent_host = agent_host
+        self._next_admit = 0.0
+        self._next_beat = 0.0
+        self._next_reap = 0.0
+        self._slot_busy_since: dict[int, float] = {}
+        self._idle_passes = 0
+        self.recent: list[dict[str, Any]] = []
+
+    # --- signals ----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum, frame):
+            self.signals += 1
+            self.request_stop(immediate=self.signals > 1, reason=signal.Signals(signum).name)
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def request_stop(self, immediate: bool = False, reason: str = "stop") -> None:
+        if not self.stopping:
+            self.on_event(f"stopping ({reason}): no new work; running experiments get "
+                          f"{self.sched.shutdown_grace_s:g}s to finish, then are released")
+        self.stopping = True
+        grace = 0.0 if immediate else self.sched.shutdown_grace_s
+        deadline = time.monotonic() + grace
+        self.stop_deadline = deadline if self.stop_deadline is None else min(self.stop_deadline, deadline)
+
+    # --- main loop --------------------------------------------------------------------------
+    def run(self) -> Counters:
+        self.recover_own_claims()
+        emit(self.layout, "node_started", node=self.node, slots=[s.label for s in self.slots])
+        try:
+            while True:
+                self.step()
+                if self.finished():
+                    break
+                self.wait()
+        finally:
+            self.shutdown()
+        return self.counters
+
+    def step(self) -> None:
+        now = time.monotonic()
+        self.reap()
+        if self.stopping and self.stop_deadline is not None and now >= self.stop_deadline:
+            for r in list(self.running.values()):
+                self.release(r, "shutdown")
+        if not self.stopping:
+            if now >= self._next_admit or self.bounds.once:
+                self.admit()
+                self._next_admit = now + self.sched.poll_s
+            self.fill_slots()
+            if self.bounds.once:
+                self.stopping = True  # one pass: finish what was started, claim nothing more
+                self.stop_deadline = None
+        self.supervise()
+        if now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + min(self.sched.heartbeat_s, self.sched.lease_s / 4)
+        if now >= self._next_reap:
+            self.break_expired_leases()
+            self._next_reap = now + self.sched.lease_s / 4
+        if self.agent_host is not None and not self.stopping:
+            try:
+                self.agent_host.tick()
+            except Exception as e:  # an agent problem must never take the daemon down
+                self.on_event(f"agent host error: {e}")
+
+    def finished(self) -> bool:
+        if self.stopping:
+            return not self.running
+        b = self.bounds
+        if b.max_experiments is not None and self.counters.started >= b.max_experiments:
+            self.stopping = True
+            self.stop_deadline = None
+            return not self.running
+        if b.until_idle and not self.running and queue.depth(self.layout) == 0 and not self._inbox_pending():
+            return True
+        return False
+
+    def wait(self) -> None:
+        """Sleep until a worker exits or the next scheduled scan, whichever comes first."""
+        now = time.monotonic()
+        horizon = min(self._next_admit, self._next_beat, self._next_reap)
+        if self.stop_deadline is not None:
+            horizon = min(horizon, self.stop_deadline)
+        if any(self._free_slots()) and not self.stopping and queue.depth(self.layout) > 0:
+            horizon = now  # work is waiting and a slot is free
+        timeout = max(0.0, min(horizon - now, 1.0))
+        if timeout == 0:
+            return
+        fds = [r.pidfd for r in self.running.values() if r.pidfd is not None]
+        if fds:
+            sel = selectors.DefaultSelector()
+            for fd in fds:
+                sel.register(fd, selectors.EVENT_READ)
+            try:
+                sel.select(timeout)
+            except InterruptedError:
+                pass
+            finally:
+                sel.close()
+        elif self.running:
+            time.sleep(min(timeout, 0.05))  # no pidfd support: short polls
+        else:
+            time.sleep(timeout)
+
+    # --- admission ---------------------------------------------------------------------------
+    def _inbox_pending(self) -> bool:
+        try:
+            return any(not n.startswith(".") for n in os.listdir(self.layout.inbox)) or \
+                any(self.layout.admitting_for(self.node).iterdir())
+        except FileNotFoundError:
+            return False
+
+    def admit(self) -> AdmissionReport:
+        try:
+            report = self.admitter.admit_pending()
+        except OSError as e:  # a full disk or a vanished mount: report, retry next pass
+            self.on_event(f"admission error: {e}")
+            return AdmissionReport()
+        self.counters.admitted += len(report.admitted)
+        self.counters.rejected += report.rejected
+        self.counters.duplicates += report.duplicates
+        for m in report.messages:
+            self.on_event(m)
+        if report.admitted:
+            self.on_event(f"admitted {len(report.admitted)} idea(s)")
+        return report
+
+    # --- scheduling --------------------------------------------------------------------------
+    def _free_slots(self) -> list[Slot]:
+        return [s for s in self.slots if s.index not in self.running]
+
+    def fill_slots(self) -> None:
+        free = self._free_slots()
+        if not free:
+            return
+        for name in queue.list_names(self.layout):
+            if not free:
+                break
+            if self.bounds.max_experiments is not None and self.counters.started >= self.bounds.max_experiments:
+                break
+            entry = queue.take(self.layout, name)
+            if entry is None:
+                continue  # another node took it
+            slot = free.pop(0)
+            if not self.start(entry, slot):
+                free.insert(0, slot)
+
+    def start(self, entry: queue.Entry, slot: Slot) -> bool:
+        run_dir = self.layout.run_dir(entry.id)
+        attempt = entry.attempts + 1
+        c = Claim(node=self.node, slot=slot.index, pid=os.getpid(), attempt=attempt,
+                  claimed_at=time.time(), host=socket.gethostname())
+        if not claims.claim(run_dir, c):
+            # Claimed already (should not happen after winning the rename): leave it be.
+            self.on_event(f"{entry.id}: already claimed, skipped")
+            return False
+        for stale in (RUN_METRICS, "effective_config.json", RUN_FAILURE, RUN_RESULT):
+            try:
+                (run_dir / stale).unlink()
+            except FileNotFoundError:
+                pass
+        atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))
+        argv = (list(self.project.worker.command) + [str(run_dir)]) if self.project.worker.command \
+            else builtin_command(run_dir)
+        env = dict(os.environ)
+        env.update(slot.env)
+        env.update({"ORZE_ROOT": str(self.layout.root), "ORZE_RUN_ID": entry.id,
+                    "ORZE_SPAWNED_AT": repr(time.time())})
+        try:
+            r = Running.start(entry, slot.index, run_dir, argv, env, attempt)
+        except OSError as e:
+            claims.release(run_dir)
+            queue.requeue(self.layout, entry)
+            self.on_event(f"{entry.id}: cannot start worker ({e}); re-queued")
+            return False
+        self.running[slot.index] = r
+        self._slot_busy_since[slot.index] = time.time()
+        self.counters.started += 1
+        emit(self.layout, "started", id=entry.id, node=self.node, slot=slot.index, attempt=attempt)
+        self.on_event(f"slot {slot.label}: started {entry.id} ({_short(entry.config)})")
+        return True
+
+    # --- supervision -------------------------------------------------------------------------
+    def supervise(self) -> None:
+        now = time.time()
+        for r in list(self.running.values()):
+            if r.poll() is not None:
+                continue
+            r.progressed()
+            if now - r.started_at > self.sched.timeout_min * 60:
+                r.kill("timeout")
+            elif now - r.last_progress > self.sched.stall_min * 60:
+                r.kill("stalled")
+
+    def reap(self) -> None:
+        for slot, r in list(self.running.items()):
+            code = r.poll()
+            if code is None:
+                continue
+            del self.running[slot]
+            r.close()
+            self.counters.busy_s += time.time() - self._slot_busy_since.pop(slot, time.time())
+            try:
+                self.finish(r, code)
+            except OSError as e:  # a full disk: keep the run claimed; a restart recovers it
+                self.on_event(f"{r.entry.id}: cannot record result ({e}); left claimed for recovery")
+
+    def finish(self, r: Running, code: int) -> None:
+        entry, run_dir = r.entry, r.run_dir
+        own = claims.read_claim(run_dir)
+        if own is None or own.node != self.node or own.attempt != r.attempt:
+            # Our lease was broken while we ran (we were presumed dead): the idea is someone else's now.
+            self.on_event(f"{entry.id}: lease lost while running; result discarded")
+            return
+        finished_at = time.time()
+        metrics, effective = load_outputs(run_dir)
+        if code == 0 and metrics is not None and r.stop_reason is None:
+            status, error = judge_success(self.layout, entry, metrics, effective, require_effective=True)
+        else:
+            status, error = "failed", classify(run_dir, code, r.stop_reason)
+            error["log_tail"] = tail(run_dir / "train.log", 20) or tail(run_dir / "worker.out", 20)
+        if status == "failed" and self.retry(r, error):
+            return
+        row = build_row(entry, status, metrics, self.node, r.slot, r.started_at, finished_at, error,
+                        r.attempt)
+        record(self.layout, row)
+        claims.release(run_dir)
+        setattr(self.counters, status, getattr(self.counters, status) + 1)
+        emit(self.layout, "finished", id=entry.id, status=status, metric=row["metric"],
+             node=self.node, attempt=r.attempt,
+             error=(error or {}).get("class") if isinstance(error, dict) else None)
+        self.recent.append(row)
+        self.recent = self.recent[-20:]
+        if status == "done":
+            self.on_event(f"{entry.id}: done val_ap={row['metric']:.4f} in {row['duration_s']:.1f}s")
+        elif status == "misconfigured":
+            self.on_event(f"{entry.id}: MISCONFIGURED: {'; '.join(error['findings'][:3])}")
+        else:
+            self.on_event(f"{entry.id}: failed ({error['class']}): {error.get('message', '')[:200]}")
+
+    def retry(self, r: Running, error: dict[str, Any]) -> bool:
+        """Re-queue a failed attempt (transient failure or a healable one) within max_attempts."""
+        entry = r.entry
+        if r.attempt >= self.sched.max_attempts or r.stop_reason == "shutdown":
+            return False
+        cls = error.get("class")
+        note: dict[str, Any] = {"attempt": r.attempt, "failure": cls, "message": error.get("message")}
+        if cls not in TRANSIENT:
+            healed = heal_patch(self.space, entry.config, cls)
+            if healed is None:
+                return False
+            patch, reason = healed
+            check = check_idea(self.space, {**entry.config, **patch})
+            if not check.ok:
+                return False
+            fp = fingerprint(check.config)
+            marker = json.dumps({"id": entry.id, "source": "heal", "config": check.config}).encode()
+            if not create_exclusive(self.layout.fingerprints / fp, marker):
+                return False  # the healed configuration exists already
+            note.update({"heal": reason, "patch": patch, "previous_fingerprint": entry.fingerprint})
+            entry.config, entry.fingerprint = check.config, fp
+        entry.attempts = r.attempt
+        entry.history.append(note)
+        claims.release(r.run_dir)
+        queue.requeue(self.layout, entry)
+        self.counters.retried += 1
+        emit(self.layout, "requeued", id=entry.id, attempt=r.attempt, failure=cls, heal=note.get("heal"))
+        self.on_event(f"{entry.id}: attempt {r.attempt} failed ({cls}); re-queued"
+                      + (f" with heal: {note['heal']}" if "heal" in note else ""))
+        return True
+
+    def release(self, r: Running, reason: str) -> None:
+        """Kill a running worker and put its idea back on the queue, unchanged."""
+        r.kill(reason, grace=2.0)
+        self.running.pop(r.slot, None)
+        r.close()
+        self.counters.busy_s += time.time() - self._slot_busy_since.pop(r.slot, time.time())
+        claims.release(r.run_dir)
+        queue.requeue(self.layout, r.entry)
+        self.counters.released += 1
+        emit(self.layout, "released", id=r.entry.id, node=self.node, reason=reason)
+        self.on_event(f"{r.entry.id}: released back to the queue ({reason})")
+
+    # --- recovery and leases -------------------------------------------------------------------
+    def recover_own_claims(self) -> None:
+        """After a restart: claims this node holds belong to workers that no longer exist."""
+        for run_dir in _claimed_dirs(self.layout):
+            c = claims.read_claim(run_dir)
+            if c is None or c.node != self.node:
+                continue
+            if c.host == socket.gethostname() and c.pid != os.getpid() and _pid_alive(c.pid):
+                continue  # another live daemon on this host uses the same node name
+            self._requeue_orphan(run_dir, "restart")
+
+    def break_expired_leases(self) -> None:
+        mine = {r.entry.id for r in self.running.values()}
+        for run_dir in _claimed_dirs(self.layout):
+            if run_dir.name in mine:
+                continue
+            c = claims.read_claim(run_dir)
+            if c is None:
+                continue
+            if c.node == self.node and c.pid == os.getpid():
+                continue
+            if claims.lease_age(run_dir) > self.sched.lease_s:
+                self._requeue_orphan(run_dir, f"lease of node {c.node} expired")
+
+    def _requeue_orphan(self, run_dir: Path, reason: str) -> None:
+        if (run_dir / RUN_RESULT).exists() and (run_dir / "recorded").exists():
+            claims.release(run_dir)  # finished and recorded; only the claim was left behind
+            return
+        if not claims.break_claim(run_dir):
+            return  # another node broke it first
+        try:
+            entry = queue.Entry.from_json(json.loads((run_dir / RUN_IDEA).read_text()))
+        except (OSError, ValueError, TypeError):
+            return
+        entry.history.append({"released": reason, "at": time.time()})
+        queue.requeue(self.layout, entry)
+        claims.release(run_dir)
+        self.counters.leases_broken += 1
+        emit(self.layout, "lease_broken", id=entry.id, node=self.node, reason=reason)
+        self.on_event(f"{entry.id}: re-queued ({reason})")
+
+    # --- node heartbeat ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        busy = self.counters.busy_s + sum(now - t for t in self._slot_busy_since.values())
+        elapsed = max(now - self.started_at, 1e-9)
+        return {
+            "node": self.node, "host": socket.gethostname(), "pid": os.getpid(),
+            "started_at": self.started_at, "updated_at": now, "stopping": self.stopping,
+            "slots": [{"slot": s.index, "device": s.device,
+                       "run": self.running[s.index].entry.id if s.index in self.running else None,
+                       "since": self.running[s.index].started_at if s.index in self.running else None}
+                      for s in self.slots],
+            "utilisation": busy / (elapsed * max(len(self.slots), 1)),
+            "counters": dict(self.counters.__dict__),
+        }
+
+    def heartbeat(self) -> None:
+        for r in self.running.values():
+            try:
+                claims.beat(r.run_dir)  # renew each lease
+            except OSError as e:
+                self.on_event(f"{r.entry.id}: lease renewal failed: {e}")
+        try:
+            atomic_write_json(self.layout.nodes / f"{self.node}.json", self.snapshot())
+        except OSError as e:
+            self.on_event(f"node heartbeat failed: {e}")
+
+    def shutdown(self) -> None:
+        for r in list(self.running.values()):
+            self.release(r, "shutdown")
+        if self.agent_host is not None:
+            try:
+                self.agent_host.stop()
+            except Exception as e:
+                self.on_event(f"agent host stop error: {e}")
+        self.heartbeat()
+        emit(self.layout, "node_stopped", node=self.node, counters=dict(self.counters.__dict__))
+
+
+def _claimed_dirs(layout: Layout) -> list[Path]:
+    out = []
+    try:
+        with os.scandir(layout.exp) as it:
+            for d in it:
+                if d.is_dir() and os.path.exists(os.path.join(d.path, "claim")):
+                    out.append(Path(d.path))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _short(config: dict[str, Any]) -> str:
+    b = config.get("backbone")
+    b = "+".join(b) if isinstance(b, list) else b
+    return f"{b}/{config.get('temporal_encoder')}/{config.get('pooling')}/{config.get('loss')}"

@@ -1,0 +1,122 @@
+"""Recording a finished attempt: classify it, verify it, write result.json, append the leaderboard.
+
+result.json in the run directory is the source of truth; the leaderboard row is the same object.
+A run is recorded at most once: the `recorded` marker is created exclusively before the append,
+and `orze leaderboard --rebuild` regenerates the file from result.json files if a crash fell
+between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from orze.features.store import FeatureStoreError
+from orze.layout import (RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, RUN_RECORDED,
+                         RUN_RESULT, Layout)
+from orze.store.atomic import atomic_write_json
+from orze.store.claims import create_exclusive
+from orze.store.leaderboard import append_row
+from orze.store.queue import Entry
+from orze.daemon.verify import verify_run
+
+# Failure classes that a plain retry may cure; the rest fail fast (or are healed, see heal).
+TRANSIENT = {"crash", "killed"}
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def classify(run_dir: Path, returncode: int | None, reason: str | None = None) -> dict[str, Any]:
+    """Failure class and message from failure.json, the exit status and the log."""
+    if reason in ("timeout", "stalled"):
+        return {"class": reason, "message": f"worker {reason}"}
+    try:
+        failure = json.loads((run_dir / RUN_FAILURE).read_text())
+        if isinstance(failure, dict) and "class" in failure:
+            return {"class": failure["class"], "message": failure.get("message", "")}
+    except (OSError, ValueError):
+        pass
+    out = (tail(run_dir / RUN_OUTPUT, 50) + "\n" + tail(run_dir / RUN_LOG, 50)).lower()
+    if "out of memory" in out or "cuda oom" in out or returncode == -9 and "memory" in out:
+        return {"class": "oom", "message": "out of memory"}
+    if "nan" in out and "loss" in out:
+        return {"class": "nan_loss", "message": "non-finite loss"}
+    if returncode is not None and returncode < 0:
+        return {"class": "killed", "message": f"worker killed by signal {-returncode}"}
+    if returncode == 0:
+        return {"class": "no_metrics", "message": f"worker exited 0 without {RUN_METRICS}"}
+    return {"class": "crash", "message": f"worker exited with status {returncode}"}
+
+
+def expected_split_hashes(layout: Layout) -> dict[str, str] | None:
+    if not layout.clips_csv.exists():
+        return None
+    from orze.worker.data import split_hash, split_ids  # pure functions, no torch work
+
+    try:
+        return {s: split_hash(ids) for s, ids in split_ids(layout.clips_csv).items()}
+    except FeatureStoreError:
+        return None
+
+
+def build_row(entry: Entry, status: str, metrics: dict[str, Any] | None, node: str, slot: int,
+              started_at: float, finished_at: float, error: Any, attempts: int) -> dict[str, Any]:
+    m = metrics or {}
+    meta = entry.meta
+    return {
+        "id": entry.id, "fingerprint": entry.fingerprint, "status": status,
+        "metric_name": m.get("metric_name", "val_ap"), "metric": m.get("metric"),
+        "test_metric": m.get("test_metric"), "val_auc": m.get("val_auc"), "test_auc": m.get("test_auc"),
+        "config": entry.config, "idea_name": meta.get("idea_name"), "agent": meta.get("agent"),
+        "model": meta.get("model"), "source": meta.get("source", "human"), "parent": meta.get("parent"),
+        "priority": entry.priority, "node": node, "slot": slot, "admitted_at": entry.admitted_at,
+        "started_at": started_at, "finished_at": finished_at,
+        "duration_s": round(finished_at - started_at, 3), "epochs_run": m.get("epochs_run"),
+        "seed": entry.config.get("seed"), "error": error, "attempts": attempts,
+        "startup_s": m.get("startup_s"), "seconds_per_epoch": m.get("seconds_per_epoch"),
+        "peak_memory_mb": m.get("peak_memory_mb"), "near_duplicate_of": entry.near_duplicate_of,
+        "history": entry.history,
+    }
+
+
+def load_outputs(run_dir: Path) -> tuple[dict | None, dict | None]:
+    def _load(name: str) -> dict | None:
+        try:
+            data = json.loads((run_dir / name).read_text())
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
+    return _load(RUN_METRICS), _load(RUN_EFFECTIVE)
+
+
+def judge_success(layout: Layout, entry: Entry, metrics: dict, effective: dict | None,
+                  require_effective: bool) -> tuple[str, Any]:
+    findings = verify_run(entry.config, effective, metrics, expected_split_hashes(layout),
+                          require_effective)
+    if findings:
+        return "misconfigured", {"class": "misconfigured", "findings": findings}
+    if not isinstance(metrics.get("metric"), (int, float)):
+        return "failed", {"class": "no_metric", "message": "metrics.json has no numeric 'metric'"}
+    return "done", None
+
+
+def record(layout: Layout, row: dict[str, Any]) -> bool:
+    """Write result.json and append the leaderboard once; False if already recorded."""
+    run_dir = layout.run_dir(row["id"])
+    atomic_write_json(run_dir / RUN_RESULT, row)
+    if not create_exclusive(run_dir / RUN_RECORDED, f"{time.time()}\n".encode()):
+        return False
+    append_row(layout, row)
+    return True

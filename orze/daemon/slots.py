@@ -1,0 +1,64 @@
+"""Worker slots of this node: one (or `slots_per_gpu`) per GPU found through NVML, else a
+configurable number of CPU slots. Each slot knows the environment its worker runs with."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from orze.config import SchedulerConfig
+
+
+@dataclass
+class Slot:
+    index: int
+    device: str                     # "cpu" or "cuda:<n>" (the physical GPU)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}:{self.device}"
+
+
+def detect_gpus() -> list[int]:
+    """Physical GPU indices through NVML; [] when there is no driver or no GPU."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # no driver, no library: a CPU node
+        return []
+    try:
+        return list(range(pynvml.nvmlDeviceGetCount()))
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
+    """Pure slot planning from the config, the GPUs found and the CPU count."""
+    if cfg.gpus == "none":
+        gpus = []
+    elif isinstance(cfg.gpus, list):
+        gpus = list(cfg.gpus)
+    elif gpus is None:
+        gpus = detect_gpus()
+    cores = cores or os.cpu_count() or 1
+    slots: list[Slot] = []
+    if gpus:
+        per_slot_threads = max(1, cores // (len(gpus) * cfg.slots_per_gpu))
+        for g in gpus:
+            for _ in range(cfg.slots_per_gpu):
+                slots.append(Slot(len(slots), f"cuda:{g}", {
+                    "CUDA_VISIBLE_DEVICES": str(g), "ORZE_DEVICE": "cuda",
+                    "ORZE_THREADS": str(cfg.threads_per_slot or per_slot_threads)}))
+        return slots
+    threads = cfg.threads_per_slot or max(1, cores // cfg.cpu_slots)
+    for i in range(cfg.cpu_slots):
+        slots.append(Slot(i, "cpu", {"CUDA_VISIBLE_DEVICES": "", "ORZE_DEVICE": "cpu",
+                                      "ORZE_THREADS": str(threads)}))
+    return slots

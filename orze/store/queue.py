@@ -1,0 +1,106 @@
+"""runs/queue/: admitted ideas waiting for a slot, one JSON file each.
+
+File names sort in scheduling order: `<priority rank>-<admission time ns>-<id>.json`, so the
+queue order is a directory listing (critical > high > medium > low, then first in, first out) and
+needs no index that could drift. A daemon takes an entry by renaming it into the run directory:
+rename is atomic on NFS and Lustre, so exactly one daemon wins each entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orze.layout import RUN_IDEA, Layout
+from orze.space import PRIORITIES
+from orze.store.atomic import atomic_write_json, fsync_dir
+
+
+@dataclass
+class Entry:
+    id: str
+    fingerprint: str
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    admitted_at: float
+    attempts: int = 0
+    source_file: str | None = None
+    near_duplicate_of: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts and heals
+
+    @property
+    def priority(self) -> str:
+        return self.meta.get("priority", "medium")
+
+    def filename(self) -> str:
+        rank = PRIORITIES.index(self.priority)
+        return f"{rank}-{int(self.admitted_at * 1e9):020d}-{self.id}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Entry":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def sort_key(name: str) -> tuple[int, int, str]:
+    """Scheduling order of a queue file name (pure; used by the listing and by tests)."""
+    rank, ns, rest = name.split("-", 2)
+    return int(rank), int(ns), rest
+
+
+def put(layout: Layout, entry: Entry) -> Path:
+    path = layout.queue / entry.filename()
+    atomic_write_json(path, entry.to_json())
+    return path
+
+
+def list_names(layout: Layout) -> list[str]:
+    try:
+        names = [n for n in os.listdir(layout.queue) if n.endswith(".json") and not n.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return sorted(names, key=sort_key)
+
+
+def depth(layout: Layout) -> int:
+    return len(list_names(layout))
+
+
+def read(layout: Layout, name: str) -> Entry | None:
+    try:
+        return Entry.from_json(json.loads((layout.queue / name).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def take(layout: Layout, name: str) -> Entry | None:
+    """Move a queue entry into its run directory; None if another daemon took it first."""
+    run_id = sort_key(name)[2][: -len(".json")]
+    run_dir = layout.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / RUN_IDEA
+    try:
+        os.rename(layout.queue / name, target)
+    except FileNotFoundError:
+        return None
+    fsync_dir(layout.queue)
+    return Entry.from_json(json.loads(target.read_text()))
+
+
+def requeue(layout: Layout, entry: Entry, keep_time: bool = True) -> Path:
+    """Put an entry back (released by shutdown, broken lease, or a retry)."""
+    if not keep_time:
+        entry.admitted_at = time.time()
+    path = put(layout, entry)
+    try:
+        (layout.run_dir(entry.id) / RUN_IDEA).unlink()
+    except FileNotFoundError:
+        pass
+    return path
