@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orze.features.store import FeatureStoreError
+from orze.features.store import SPLITS, FeatureStoreError, read_clips, split_hash
 from orze.layout import (RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, RUN_RECORDED,
                          RUN_RESULT, Layout)
 from orze.store.atomic import atomic_write_json
@@ -61,14 +61,21 @@ def classify(run_dir: Path, returncode: int | None, reason: str | None = None) -
 
 
 def expected_split_hashes(layout: Layout) -> dict[str, str] | None:
+    """The daemon's own reading of features/clips.csv (independent of the worker's code): each
+    split's clip-id hash, or None if there is no clips.csv (a custom task). A clip listed in two
+    splits makes every run's check fail, as it should."""
     if not layout.clips_csv.exists():
         return None
-    from orze.worker.data import split_hash, split_ids  # pure functions, no torch work
-
     try:
-        return {s: split_hash(ids) for s, ids in split_ids(layout.clips_csv).items()}
+        clips = read_clips(layout.clips_csv)
     except FeatureStoreError:
         return None
+    ids: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for c in clips:
+        ids[c.split].append(c.clip_id)
+    if len({c.clip_id for c in clips}) != len(clips):
+        return {s: "clips.csv lists a clip in more than one split" for s in SPLITS}
+    return {s: split_hash(v) for s, v in ids.items()}
 
 
 def build_row(entry: Entry, status: str, metrics: dict[str, Any] | None, node: str, slot: int,

@@ -14,6 +14,7 @@ meta.json is complete.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ def read_clips(path: Path) -> list[Clip]:
                 raise FeatureStoreError(f"{path}:{line}: label {row['label']!r} is not 0 or 1")
             clips.append(Clip(row["clip_id"], int(row["label"]), row["split"]))
     return clips
+
+
+def split_hash(clip_ids: list[str]) -> str:
+    """Order-free hash of a split's clip ids (used to prove which clips a run trained on)."""
+    return hashlib.sha256("\n".join(sorted(clip_ids)).encode()).hexdigest()[:16]
 
 
 def write_clips(path: Path, clips: list[Clip]) -> None:

@@ -9,21 +9,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips
+from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash
 from orze.layout import Layout
 
 SEQUENCE_MODE = "centre-crop/zero-pad+mask"
-
-
-def split_hash(clip_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(clip_ids)).encode()).hexdigest()[:16]
 
 
 def split_ids(clips_csv: Path) -> dict[str, list[str]]:

@@ -93,6 +93,24 @@ class Augment:
         return xs, mask, y
 
 
+@dataclass
+class EarlyStopper:
+    """Stop after `patience` epochs without a better validation metric; remembers the best."""
+
+    patience: int
+    best: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0
+
+    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
+        """(improved, stop) after an epoch's validation value."""
+        if value > self.best:
+            self.best, self.best_epoch, self.stale = value, epoch, 0
+            return True, False
+        self.stale += 1
+        return False, self.stale >= self.patience
+
+
 SCHEDULERS = {
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
     "linear": torch.optim.lr_scheduler.LinearLR,
@@ -206,7 +224,8 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
     log(f"device={dev} threads={torch.get_num_threads()} params={sum(p.numel() for p in model.parameters())} "
         f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]}")
 
-    history, best, best_state, best_epoch, stale = [], -math.inf, None, -1, 0
+    history, best_state = [], None
+    stopper = EarlyStopper(config["patience"])
     first_step_at = None
     max_batch = 0
     for epoch in range(config["epochs"]):
@@ -238,14 +257,12 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
                         "seconds": time.time() - t_epoch})
         log(f"epoch {epoch + 1}/{config['epochs']} loss={total / max(count, 1):.4f} "
             f"val_ap={val['ap']:.4f} ({time.time() - t_epoch:.2f}s)")
-        if val["ap"] > best:
-            best, best_epoch, stale = val["ap"], epoch + 1, 0
+        improved, stop = stopper.update(epoch + 1, val["ap"])
+        if improved or best_state is None:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= config["patience"]:
-                log(f"early stop: no better val_ap for {stale} epochs")
-                break
+        if stop:
+            log(f"early stop: no better val_ap for {stopper.stale} epochs")
+            break
 
     model.load_state_dict(best_state)
     val = binary_metrics(data.splits["val"].y.cpu().numpy(), predict(model, data.splits["val"], autocast))
@@ -258,23 +275,24 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
     metrics = {
         "metric_name": "val_ap", "metric": val["ap"], "val_ap": val["ap"], "val_auc": val["auc"],
         "test_metric": test["ap"], "test_ap": test["ap"], "test_auc": test["auc"],
-        "selection": {"split": "val", "metric": "val_ap", "best_epoch": best_epoch},
+        "selection": {"split": "val", "metric": "val_ap", "best_epoch": stopper.best_epoch},
         "epochs_run": len(history), "history": history, "seed": seed,
         "seconds": time.time() - t_start,
         "startup_s": (first_step_at or time.time()) - spawned_at,
         "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
         "peak_memory_mb": peak_mb, "device": str(dev), "threads": torch.get_num_threads(),
     }
-    effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, config,
-                                 data, max_batch, dev)
+    effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, stopper,
+                                 config, data, max_batch, dev)
     atomic_write_json(run_dir / RUN_EFFECTIVE, effective)
     atomic_write_json(run_dir / RUN_METRICS, metrics)
-    log(f"done val_ap={val['ap']:.4f} test_ap={test['ap']:.4f} best_epoch={best_epoch}")
+    log(f"done val_ap={val['ap']:.4f} test_ap={test['ap']:.4f} best_epoch={stopper.best_epoch}")
     return metrics
 
 
 def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler, augment: Augment,
-                     config: dict, data: ExperimentData, max_batch: int, dev) -> dict[str, Any]:
+                     stopper: EarlyStopper, config: dict, data: ExperimentData, max_batch: int,
+                     dev) -> dict[str, Any]:
     """What was actually built and run, read back from the objects (DESIGN.md §5)."""
     groups = {g["name"]: g for g in optimiser.param_groups}
     train = data.splits["train"]
@@ -287,7 +305,7 @@ def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler
         "scheduler": _SCHEDULER_NAMES[type(scheduler)],
         "seq_len": int(train.mask.shape[1]),
         "epochs": config["epochs"],
-        "patience": config["patience"],
+        "patience": stopper.patience,
         "learning_rate": groups["decay"]["initial_lr"],
         "weight_decay": groups["decay"]["weight_decay"],
         "grad_clip": config["grad_clip"],

@@ -1,0 +1,29 @@
+"""Run the real worker in-process on a tiny research dir."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import yaml
+
+from orze.daemon.record import expected_split_hashes
+from orze.daemon.verify import verify_run
+from orze.space import check_idea, load_space
+from orze.worker.train import run_experiment
+
+_counter = itertools.count()
+
+
+def run_config(layout, overrides: dict, tmp_path=None):
+    """Canonicalise `overrides`, run the worker, return (config, metrics, effective, findings)."""
+    space = load_space(layout.space_config)
+    check = check_idea(space, overrides)
+    assert check.ok, check.errors
+    run_dir = layout.run_dir(f"t{next(_counter):05d}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(check.config))
+    metrics = run_experiment(run_dir, layout, "cpu")
+    effective = json.loads((run_dir / "effective_config.json").read_text())
+    findings = verify_run(check.config, effective, metrics, expected_split_hashes(layout))
+    return check.config, metrics, effective, findings
