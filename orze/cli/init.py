@@ -19,7 +19,7 @@ def init_directory(target: Path, force: bool = False) -> list[str]:
         s, d = src / rel, target / rel
         if not s.exists():
             continue
-        if d.exists() and not force:
+        if d.exists() and (not force or d.resolve() == s.resolve()):
             continue
         d.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(s, d)

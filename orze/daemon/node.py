@@ -425,14 +425,14 @@ class Daemon:
             "counters": dict(self.counters.__dict__),
         }
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, stopped: bool = False) -> None:
         for r in self.running.values():
             try:
                 claims.beat(r.run_dir)  # renew each lease
             except OSError as e:
                 self.on_event(f"{r.entry.id}: lease renewal failed: {e}")
         try:
-            atomic_write_json(self.layout.nodes / f"{self.node}.json", self.snapshot())
+            atomic_write_json(self.layout.nodes / f"{self.node}.json", {**self.snapshot(), "stopped": stopped})
         except OSError as e:
             self.on_event(f"node heartbeat failed: {e}")
 
@@ -444,7 +444,7 @@ class Daemon:
                 self.agent_host.stop()
             except Exception as e:
                 self.on_event(f"agent host stop error: {e}")
-        self.heartbeat()
+        self.heartbeat(stopped=True)
         emit(self.layout, "node_stopped", node=self.node, counters=dict(self.counters.__dict__))
 
 
