@@ -58,3 +58,8 @@ def project(tmp_path) -> tuple[Layout, Path, list[Clip]]:
              Clip("bad", 0, "test")]
     write_clips(tmp_path / "labels.csv", clips)
     return layout, videos, clips
+
+
+def said(result, text: str) -> bool:
+    """Whether the CLI output contains `text`, ignoring where rich wrapped the lines."""
+    return "".join(text.split()) in "".join(result.output.split())
