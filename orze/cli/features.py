@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orze.cli.common import RootOption, console, err_console, fail, layout_for
@@ -69,16 +70,16 @@ def extract_cmd(
         report = extract(layout, spec, videos, clips, settings, console=err_console,
                          progress=not quiet, labels_source=source)
     except (BackboneError, ExtractError, FeatureStoreError, VideoError) as e:
-        raise fail(str(e))
+        raise fail(escape(str(e)))
     if report.failed:
         table = Table(title=f"Skipped {len(report.failed)} clip(s)")
         table.add_column("clip")
         table.add_column("reason", overflow="fold")
         for cid, why in report.failed[:50]:
-            table.add_row(cid, why)
+            table.add_row(escape(cid), escape(why))
         err_console.print(table)
     console.print(
-        f"[bold]{spec.name}[/]: {report.total} clips in {report.store} "
+        f"[bold]{spec.name}[/]: {report.total} clips in {escape(str(report.store))} "
         f"({report.extracted} extracted, {report.reused} reused, {len(report.failed)} skipped; "
         f"D={report.dim}, {len(report.short)} shorter than the window) in {report.seconds:.1f}s",
         highlight=False)
@@ -105,7 +106,7 @@ def import_cmd(
 
     layout = layout_for(root)
     if not backbone or "/" in backbone or backbone.startswith("."):
-        raise fail(f"--backbone {backbone!r}: must be a plain directory name")
+        raise fail(escape(f"--backbone {backbone!r}: must be a plain directory name"))
     meta = {k: v for k, v in {"model_id": model_id, "fps": fps}.items() if v is not None}
     try:
         clips, src = resolve_labels(layout.clips_csv, labels)
@@ -114,13 +115,13 @@ def import_cmd(
                                  overwrite=force)
         merge_into_clips_csv(layout.clips_csv, clips, src)
     except FeatureStoreError as e:
-        raise fail(str(e))
+        raise fail(escape(str(e)))
     if report.ignored:
         err_console.print(f"[yellow]warning:[/] {len(report.ignored)} clip(s) in {source} are not in "
-                          f"the labels and were left out: {', '.join(report.ignored[:5])}",
+                          f"the labels and were left out: {escape(', '.join(report.ignored[:5]))}",
                           highlight=False)
     console.print(f"[bold]{backbone}[/]: imported {report.clips} clips ({report.format}), "
-                  f"T={report.frames}, D={report.dim} into {report.store}", highlight=False)
+                  f"T={report.frames}, D={report.dim} into {escape(str(report.store))}", highlight=False)
 
 
 @features_app.command("check")
@@ -155,7 +156,8 @@ def check_cmd(
             console.print(t)
         for i in report.issues:
             colour = "red" if i.level == "error" else "yellow"
-            console.print(f"[{colour}]{i.level}[/] [{i.code}] {i.path}: {i.message}", highlight=False)
+            console.print(f"[{colour}]{i.level}[/] {escape(f'[{i.code}] {i.path}: {i.message}')}",
+                          highlight=False)
         verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.errors)} error(s)[/]"
         console.print(f"{verdict}, {len(report.warnings)} warning(s)")
     if not report.ok:
