@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orze.features.backbones import Backbone, model_side, needs_exact_side
 from orze.features.labels import merge_into_clips_csv
-from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store, write_store
+from orze.features.store import PARTIAL_DIR, Clip, open_store, write_store
 from orze.features.video import ALIGNS, Sampled, VideoError, find_videos, sample_video
 from orze.layout import Layout
 from orze.store.atomic import atomic_write_bytes, atomic_write_json, read_json
@@ -333,7 +333,3 @@ def _versions() -> dict[str, str]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__}
-
-
-__all__ = ["ExtractError", "ExtractReport", "ExtractSettings", "extract", "partial_dir",
-           "FeatureStoreError"]

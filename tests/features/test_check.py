@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from orze.cli.app import app
