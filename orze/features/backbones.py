@@ -229,12 +229,13 @@ REGISTRY: dict[str, Backbone] = {b.name: b for b in [
         preprocessing=Preprocessing(size=224, crop=None, mean=IMAGENET_MEAN, std=IMAGENET_STD),
         tiny_config=_tiny_dinov3, note="DINOv3 ViT-L/16 (LVD-1689M), CLS token after the final norm"),
     Backbone(
-        name="siglip2", model_id="google/siglip2-base-patch16-224", model_class="SiglipVisionModel",
-        kind="frame", dim=768,
-        preprocessing=Preprocessing(size=224, crop=None, mean=HALF, std=HALF),
+        name="siglip2", model_id="google/siglip2-so400m-patch14-384",
+        model_class="SiglipVisionModel", kind="frame", dim=1152,
+        preprocessing=Preprocessing(size=384, crop=None, mean=HALF, std=HALF),
         tiny_config=_tiny_siglip,
-        note="SigLIP 2 B/16 FixRes; its checkpoints use the SigLIP architecture (model_type "
-             "'siglip'), so the vision tower loads as SiglipVisionModel; attention-pooled (MAP) output"),
+        note="SigLIP 2 So400m/14 at 384 (FixRes); its checkpoints use the SigLIP architecture "
+             "(model_type 'siglip'), so the vision tower loads as SiglipVisionModel; "
+             "attention-pooled (MAP) output"),
     Backbone(
         name="convnext", model_id="facebook/convnext-base-224-22k", model_class="ConvNextModel",
         kind="frame", dim=1024,

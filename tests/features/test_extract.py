@@ -176,3 +176,16 @@ def test_subprocess_entry_point(project, tiny_dirs, tmp_path):
     assert "3 clips" in out.stdout
     meta = json.loads((layout.backbone_dir("convnext") / "meta.json").read_text())
     assert meta["num_clips"] == 3
+
+
+@pytest.mark.parametrize("name", ["siglip2", "vjepa2"])
+def test_fixed_side_models_take_their_side_from_the_checkpoint(project, tiny_dirs, name):
+    """Without --image-size, SigLIP / V-JEPA 2 inputs follow the loaded config (32 here, not 384/256)."""
+    layout, videos, clips = project
+    b = REGISTRY[name]
+    model = b.load(str(tiny_dirs[name]))
+    report = extract(layout, b, videos, clips[:1], ExtractSettings(frames=2, device="cpu"),
+                     model=model, progress=False)
+    assert report.total == 1
+    pre = open_store(layout.backbone_dir(name)).meta["preprocessing"]
+    assert (pre["crop"] or pre["size"]) == SIDE
