@@ -51,7 +51,7 @@ def project(tmp_path) -> tuple[Layout, Path, list[Clip]]:
     layout = Layout.at(tmp_path / "research")
     videos = tmp_path / "videos"
     write_video(videos / "c1.mp4", n=20)
-    write_video(videos / "sub" / "c2.mp4", n=12, step=12)
+    write_video(videos / "sub" / "c2.mp4", n=12, step=12, w=64, h=36)  # another size, same batch
     write_video(videos / "c3.mp4", n=25, step=5)
     (videos / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
     clips = [Clip("c1", 0, "train"), Clip("c2", 1, "train"), Clip("c3", 1, "val"),

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,3 +80,33 @@ def test_vjepa2_needs_whole_tubelets():
 def test_loading_a_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(BackboneError, match="cannot load"):
         REGISTRY["convnext"].load(str(tmp_path / "nothing-here"))
+
+
+def _scene(h=180, w=320):
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx / w * 255, yy / h * 255, 128 + 100 * np.sin(xx / 23) * np.cos(yy / 17)], -1)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["dinov2_b", "convnext", "siglip2"])
+def test_torch_preprocessing_matches_the_hf_processor(name):
+    """Our torch pipeline against transformers' PIL processor set up as the checkpoint's
+    preprocessor_config.json (DINOv3/V-JEPA 2 processors need torchvision, so they are not compared)."""
+    import transformers
+
+    cfg = {
+        "dinov2_b": ("BitImageProcessorPil", dict(size={"shortest_edge": 256}, do_center_crop=True,
+                     crop_size={"height": 224, "width": 224}, resample=3,
+                     image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))),
+        "convnext": ("ConvNextImageProcessorPil", dict(size={"shortest_edge": 224}, crop_pct=0.875,
+                     resample=3, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))),
+        "siglip2": ("SiglipImageProcessorPil", dict(size={"height": 384, "width": 384}, resample=2,
+                    image_mean=[0.5] * 3, image_std=[0.5] * 3)),
+    }[name]
+    proc = getattr(transformers, cfg[0])(**cfg[1])
+    img = _scene()
+    ref = proc(images=img, return_tensors="pt")["pixel_values"][0]
+    mine = REGISTRY[name].preprocessing.apply(torch.from_numpy(img)[None])[0]
+    assert mine.shape == ref.shape
+    diff = (mine - ref).abs()
+    assert float(diff.mean()) < 0.01 and float(diff.max()) < 0.05  # ≈ 1 grey level of 255
