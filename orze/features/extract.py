@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -32,7 +32,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orze.features.backbones import Backbone, model_side, needs_exact_side
 from orze.features.labels import merge_into_clips_csv
-from orze.features.store import PARTIAL_DIR, Clip, open_store, write_store
+from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store
+from orze.features.writer import write_store_rows
 from orze.features.video import ALIGNS, Sampled, VideoError, find_videos, sample_video
 from orze.layout import Layout
 from orze.store.atomic import atomic_write_bytes, atomic_write_json, read_json
@@ -269,45 +270,45 @@ def _assemble(layout: Layout, backbone: Backbone, clips: list[Clip], sig: dict, 
               report: ExtractReport, pdir: Path, started: float,
               labels_source: Path | str) -> ExtractReport:
     store_dir = report.store
-    rows: list[np.ndarray] = []
-    ids: list[str] = []
+    # (clip id, loader) in store order; rows are read one at a time while the store is written
+    plan: list[tuple[str, Callable[[], np.ndarray]]] = []
     new_clips: list[Clip] = []
     old_short = (reuse.meta.get("short_clips") or {}) if reuse is not None else {}
     reuse_index = {cid: i for i, cid in enumerate(reuse.ids)} if reuse is not None else {}
     wanted = {c.clip_id for c in clips}
+
+    def stored(i: int) -> Callable[[], np.ndarray]:
+        return lambda: np.asarray(reuse.array[i])
+
+    def partial_row(cid: str) -> Callable[[], np.ndarray]:
+        return lambda: _load_partial(store_dir, cid)[0]
+
     # extraction only adds: rows of an earlier run for clips outside this label set are kept
     for cid, i in reuse_index.items():
         if cid not in wanted:
-            rows.append(np.asarray(reuse.array[i]))
-            ids.append(cid)
+            plan.append((cid, stored(i)))
             if cid in old_short:
                 report.short[cid] = int(old_short[cid])
     for c in clips:
         if c.clip_id in reuse_index:
-            rows.append(np.asarray(reuse.array[reuse_index[c.clip_id]]))
+            plan.append((c.clip_id, stored(reuse_index[c.clip_id])))
             report.reused += 1
             if c.clip_id in old_short:
                 report.short[c.clip_id] = int(old_short[c.clip_id])
         elif clip_file(store_dir, c.clip_id).exists():
-            f, real = _load_partial(store_dir, c.clip_id)
-            rows.append(f)
+            _, real = _load_partial(store_dir, c.clip_id)
+            plan.append((c.clip_id, partial_row(c.clip_id)))
             if real < sig["input_frames"]:
                 report.short[c.clip_id] = real
         else:
             continue
-        ids.append(c.clip_id)
         new_clips.append(c)
-    report.total = len(ids)
-    report.seconds = time.monotonic() - started
-    if not ids:
+    report.total = len(plan)
+    if not plan:
         raise ExtractError(f"{store_dir}: no clip could be extracted "
                            f"({len(report.failed)} failed; first: {report.failed[:1]})")
-    shapes = {r.shape for r in rows}
-    if len(shapes) != 1:
-        raise ExtractError(f"{pdir}: partial results have different shapes {sorted(shapes)}; "
-                           f"pass --restart")
-    array = np.stack(rows).astype(np.float16)
-    report.dim = int(array.shape[2])
+    first = plan[0][1]()
+    report.dim = int(first.shape[1])
     meta = {
         **backbone.as_meta(sig["model_id"]),
         "source": "extract", "fps": sig["fps"], "align": sig["align"],
@@ -316,11 +317,14 @@ def _assemble(layout: Layout, backbone: Backbone, clips: list[Clip], sig: dict, 
         "skipped": [{"clip_id": cid, "error": err} for cid, err in report.failed],
         "versions": _versions(),
     }
-    # a store being rewritten is incomplete until its new meta.json lands (write_store's contract)
-    (store_dir / "meta.json").unlink(missing_ok=True)
-    write_store(store_dir, backbone.name, ids, array, meta)
+    try:
+        write_store_rows(store_dir, backbone.name, [cid for cid, _ in plan],
+                         (load() for _, load in plan), int(first.shape[0]), report.dim, meta)
+    except FeatureStoreError as e:
+        raise ExtractError(f"{e}; partial results in {pdir} may be stale: pass --restart") from None
     merge_into_clips_csv(layout.clips_csv, new_clips, labels_source)
     shutil.rmtree(pdir, ignore_errors=True)
+    report.seconds = time.monotonic() - started
     return report
 
 

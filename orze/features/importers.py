@@ -9,7 +9,7 @@ Sources (format auto-detected from the path, or named):
             T-long list of D-long lists, or a flat list of T·D floats with `frames` = T given;
             or one row per (clip, frame): clip_id, `frame` (0..T-1) and a D-long list per row.
 
-Validation before anything is written: every clip of features/clips.csv present, one shape (T, D)
+Validation (the store is replaced only if every row passes): every clip of features/clips.csv present, one shape (T, D)
 for all clips, a floating dtype, no NaN/inf, values inside the float16 range (the store's dtype).
 Rows for clips that clips.csv does not list are reported and left out.
 """
@@ -17,13 +17,16 @@ Rows for clips that clips.csv does not list are reported and left out.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
-from orze.features.store import Clip, FeatureStoreError, write_store
+from orze.features.store import Clip, FeatureStoreError
+from orze.features.writer import write_store_rows
 
 Format = Literal["auto", "npy-dir", "array", "parquet"]
 FORMATS = ("auto", "npy-dir", "array", "parquet")
@@ -73,27 +76,48 @@ def _load_array(path: Path, key: str | None) -> np.ndarray:
                     raise FeatureImportError(f"{path}: holds {len(names)} arrays ({', '.join(names)}); "
                                        f"name one with --key")
                 return z[names[0]]
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except FeatureImportError:
         raise
     except (OSError, ValueError) as e:
         raise FeatureImportError(f"{path}: not a readable numpy file: {e}") from None
 
 
-def read_npy_dir(directory: Path, key: str | None = None) -> dict[str, np.ndarray]:
+class LazyArrays(Mapping):
+    """clip id -> (T, D) array, each loaded only when asked for (one clip in memory at a time)."""
+
+    def __init__(self, loaders: dict[str, Callable[[], np.ndarray]]) -> None:
+        self._loaders = loaders
+
+    def __getitem__(self, cid: str) -> np.ndarray:
+        return self._loaders[cid]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+
+def _load_clip_file(path: Path, key: str | None) -> np.ndarray:
+    arr = np.load(path, mmap_mode="r", allow_pickle=False) if path.suffix.lower() == ".npy" \
+        else _load_array(path, key)
+    if arr.ndim != 2:
+        raise FeatureImportError(f"{path}: expected a (T, D) array for one clip, got shape {arr.shape}")
+    return arr
+
+
+def read_npy_dir(directory: Path, key: str | None = None) -> LazyArrays:
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".npy", ".npz"))
     if not files:
         raise FeatureImportError(f"{directory}: no per-clip .npy or .npz files")
-    out: dict[str, np.ndarray] = {}
+    loaders: dict[str, Callable[[], np.ndarray]] = {}
     for p in files:
-        if p.stem in out:
+        if p.stem in loaders:
             raise FeatureImportError(f"{directory}: clip '{p.stem}' has both a .npy and a .npz file")
-        arr = _load_array(p, key)
-        if arr.ndim != 2:
-            raise FeatureImportError(f"{p}: expected a (T, D) array for one clip, got shape {arr.shape}")
-        out[p.stem] = arr
-    return out
+        loaders[p.stem] = partial(_load_clip_file, p, key)
+    return LazyArrays(loaders)
 
 
 def read_index(path: Path) -> list[str]:
@@ -198,37 +222,42 @@ def _first_duplicate(ids: list[str]) -> str | None:
 
 # --- validation and writing ----------------------------------------------------------------
 
-def validate(features: dict[str, np.ndarray], clips: list[Clip], source: Path
-             ) -> tuple[list[str], np.ndarray, list[str]]:
-    """(ids in clips.csv order, (N, T, D) float16 array, ignored ids); raises naming the first fault."""
+def plan(features: Mapping[str, np.ndarray], clips: list[Clip], source: Path
+         ) -> tuple[list[str], list[str]]:
+    """(ids to write, in clips.csv order; ids in the source that clips.csv does not list)."""
     order = [c.clip_id for c in clips]
     missing = [cid for cid in order if cid not in features]
     if missing:
-        raise FeatureImportError(f"{source}: {len(missing)} clip(s) of features/clips.csv have no features, "
-                           f"first: {', '.join(missing[:5])}")
+        raise FeatureImportError(f"{source}: {len(missing)} clip(s) of features/clips.csv have no "
+                                 f"features, first: {', '.join(missing[:5])}")
     listed = set(order)
-    ignored = sorted(cid for cid in features if cid not in listed)
-    shape = features[order[0]].shape
+    return order, sorted(cid for cid in features if cid not in listed)
+
+
+def check_row(source: Path, cid: str, arr: np.ndarray, shape: tuple[int, ...], first: str) -> np.ndarray:
+    """One clip's array, checked (shape, dtype, finite, float16 range) and converted to float16."""
+    if arr.shape != shape:
+        raise FeatureImportError(f"{source}: clip '{cid}' has shape {arr.shape}, but clip "
+                                 f"'{first}' has {shape}; every clip needs the same (T, D)")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise FeatureImportError(f"{source}: clip '{cid}' has dtype {arr.dtype}; features must be "
+                                 f"floating point (float16/32/64)")
+    arr = np.asarray(arr)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        t, d = np.argwhere(~finite)[0]
+        raise FeatureImportError(f"{source}: clip '{cid}' has NaN/inf at frame {t}, dim {d}")
+    peak = float(np.abs(arr).max())
+    if peak > FLOAT16_MAX:
+        raise FeatureImportError(f"{source}: clip '{cid}' has |value| {peak:g} beyond the float16 "
+                                 f"range of the store (±{FLOAT16_MAX:g}); rescale first")
+    return arr.astype(np.float16)
+
+
+def _rows(features: Mapping[str, np.ndarray], order: list[str], source: Path,
+          shape: tuple[int, ...]) -> Iterator[np.ndarray]:
     for cid in order:
-        arr = features[cid]
-        if arr.shape != shape:
-            raise FeatureImportError(f"{source}: clip '{cid}' has shape {arr.shape}, but clip "
-                               f"'{order[0]}' has {shape}; every clip needs the same (T, D)")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise FeatureImportError(f"{source}: clip '{cid}' has dtype {arr.dtype}; features must be "
-                               f"floating point (float16/32/64)")
-        if shape[0] < 1 or shape[1] < 1:
-            raise FeatureImportError(f"{source}: clip '{cid}' has an empty shape {shape}")
-        finite = np.isfinite(arr)
-        if not finite.all():
-            t, d = np.argwhere(~finite)[0]
-            raise FeatureImportError(f"{source}: clip '{cid}' has NaN/inf at frame {t}, dim {d}")
-        peak = float(np.abs(arr).max())
-        if peak > FLOAT16_MAX:
-            raise FeatureImportError(f"{source}: clip '{cid}' has |value| {peak:g} beyond the float16 "
-                               f"range of the store (±{FLOAT16_MAX:g}); rescale first")
-    array = np.stack([features[cid] for cid in order]).astype(np.float16)
-    return order, array, ignored
+        yield check_row(source, cid, features[cid], shape, order[0])
 
 
 def import_features(store_dir: Path, backbone: str, source: Path, clips: list[Clip], *,
@@ -256,10 +285,14 @@ def import_features(store_dir: Path, backbone: str, source: Path, clips: list[Cl
         features = read_array(source, index, key)
     else:
         features = read_parquet(source, column, frames)
-    ids, array, ignored = validate(features, clips, source)
+    ids, ignored = plan(features, clips, source)
+    shape = features[ids[0]].shape
+    if len(shape) != 2 or 0 in shape:
+        raise FeatureImportError(f"{source}: clip '{ids[0]}' has shape {shape}; expected (T, D)")
     full_meta = {"source": "import", "import_format": fmt, "imported_from": str(source.resolve()),
                  "ignored_clips": len(ignored), **(meta or {})}
-    (Path(store_dir) / "meta.json").unlink(missing_ok=True)
-    write_store(Path(store_dir), backbone, ids, array, full_meta)
-    return ImportReport(store=Path(store_dir), format=fmt, clips=len(ids),
-                        frames=int(array.shape[1]), dim=int(array.shape[2]), ignored=ignored)
+    # rows are checked as they stream in; a bad one aborts before the store is touched
+    write_store_rows(Path(store_dir), backbone, ids, _rows(features, ids, source, shape),
+                     shape[0], shape[1], full_meta)
+    return ImportReport(store=Path(store_dir), format=fmt, clips=len(ids), frames=int(shape[0]),
+                        dim=int(shape[1]), ignored=ignored)

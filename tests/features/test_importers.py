@@ -156,3 +156,18 @@ def test_cli_import_writes_store_and_clips_csv(tmp_path):
     res = runner.invoke(app, ["features", "import", "--root", str(layout.root), "-b", "siglip2",
                               "--from", str(tmp_path / "missing")])
     assert res.exit_code == 2 and said(res, "missing: not found")
+
+
+def test_a_failed_reimport_keeps_the_old_store(tmp_path):
+    feats = _feats()
+    src = _npy_dir(tmp_path, feats)
+    import_features(tmp_path / "st", "x", src, CLIPS)
+    before = (tmp_path / "st" / "features.npy").read_bytes()
+    bad = dict(feats)
+    bad["c"] = feats["c"].copy()
+    bad["c"][0, 0] = np.nan
+    np.save(src / "c.npy", bad["c"])  # the last clip fails after two rows were streamed
+    with pytest.raises(FeatureImportError, match="NaN/inf"):
+        import_features(tmp_path / "st", "x", src, CLIPS, overwrite=True)
+    assert (tmp_path / "st" / "features.npy").read_bytes() == before
+    _check_store(tmp_path / "st", feats)
