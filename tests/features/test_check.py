@@ -174,3 +174,18 @@ def test_cli_exit_codes_and_json(tmp_path):
     data = json.loads(res.output)
     assert res.exit_code == 1 and data["ok"] is False
     assert {i["code"] for i in data["issues"]} == {"split-overlap"}
+
+
+def test_missing_clip_ids_file_and_empty_clips_csv(tmp_path):
+    layout = _research(tmp_path)
+    (layout.backbone_dir("siglip2") / "clips.txt").unlink()
+    report = check_features(layout)
+    assert codes(report.errors) == ["unreadable"] and report.errors[0].path.endswith("clips.txt")
+    layout.clips_csv.write_text("clip_id,label,split\n")
+    assert "clips-csv" in codes(check_features(layout).errors)
+
+
+def test_a_float32_store_on_disk_is_a_dtype_error(tmp_path):
+    layout = _research(tmp_path, backbones=("dinov2_b",))
+    np.save(layout.backbone_dir("dinov2_b") / "features.npy", np.ones((6, 4, 8), np.float32))
+    assert codes(check_features(layout).errors) == ["dtype"]
