@@ -138,6 +138,16 @@ class Backbone:
             raise BackboneError(f"backbone '{self.name}': cannot load '{source}': {e}{gated}") from None
         return freeze(model)
 
+    def load_config(self, model_id: str | None = None) -> Any:
+        """The checkpoint's config alone (a small download), to plan work before loading weights."""
+        source = model_id or self.model_id
+        try:
+            return self.model_cls().config_class.from_pretrained(source)
+        except (OSError, ValueError) as e:
+            gated = (" It is gated: accept its licence on huggingface.co and set HF_TOKEN."
+                     if self.gated and model_id is None else "")
+            raise BackboneError(f"backbone '{self.name}': cannot load '{source}': {e}{gated}") from None
+
     def tiny_model(self, side: int = 32, seed: int = 0) -> torch.nn.Module:
         """A randomly initialised model of the same class, small enough for tests (no download)."""
         torch.manual_seed(seed)
@@ -253,9 +263,8 @@ def get_backbone(name: str) -> Backbone:
             f"unknown backbone '{name}'; known: {', '.join(REGISTRY)}") from None
 
 
-def model_side(model: torch.nn.Module) -> int | None:
-    """The input side a loaded model was built for, when its config fixes one."""
-    cfg = model.config
+def config_side(cfg: Any) -> int | None:
+    """The input side a model config was built for, when it fixes one."""
     for key in ("crop_size", "image_size"):
         v = getattr(cfg, key, None)
         if isinstance(v, int):

@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from orze.features.backbones import Backbone, model_side, needs_exact_side
+from orze.features.backbones import Backbone, config_side, needs_exact_side
 from orze.features.labels import merge_into_clips_csv
 from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store
 from orze.features.writer import write_store_rows
@@ -119,11 +119,11 @@ def extract(layout: Layout, backbone: Backbone, videos: Path, clips: list[Clip],
     store_dir = layout.backbone_dir(backbone.name)
     report = ExtractReport(store=store_dir)
 
-    if model is None:
-        model = backbone.load(settings.model_id)
-    model = model.to(device)
+    # the config alone decides the preprocessing, so a run with nothing left to do never loads
+    # the weights
+    config = model.config if model is not None else backbone.load_config(settings.model_id)
     pre = backbone.preprocessing
-    fixed = model_side(model) if needs_exact_side(backbone) else None
+    fixed = config_side(config) if needs_exact_side(backbone) else None
     if settings.image_size is not None:
         if fixed is not None and fixed != settings.image_size:
             raise ExtractError(f"--image-size {settings.image_size}: {backbone.model_class} "
@@ -142,6 +142,8 @@ def extract(layout: Layout, backbone: Backbone, videos: Path, clips: list[Clip],
     for cid in missing:
         report.failed.append((cid, f"no video named {cid}.<mp4|avi|mov|mkv|webm|…> under {videos}"))
     work = [c for c in todo if c.clip_id in found]
+    if work:
+        model = (model if model is not None else backbone.load(settings.model_id)).to(device)
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())

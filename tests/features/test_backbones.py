@@ -110,3 +110,23 @@ def test_torch_preprocessing_matches_the_hf_processor(name):
     assert mine.shape == ref.shape
     diff = (mine - ref).abs()
     assert float(diff.mean()) < 0.01 and float(diff.max()) < 0.05  # ≈ 1 grey level of 255
+
+
+def test_siglip2_vision_tower_loads_from_a_full_siglip_checkpoint(tmp_path):
+    """The Hub's SigLIP 2 FixRes checkpoints are whole SiglipModels (text + vision)."""
+    import transformers
+
+    vision = REGISTRY["siglip2"].tiny_config(SIDE).to_dict()
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=64)
+    full = transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
+    full.save_pretrained(tmp_path)
+    b = REGISTRY["siglip2"]
+    assert b.load_config(str(tmp_path)).image_size == SIDE
+    tower = b.load(str(tmp_path))
+    assert type(tower).__name__ == "SiglipVisionModel"
+    def patch_weight(model):
+        return next(v for k, v in model.state_dict().items()
+                    if k.endswith("embeddings.patch_embedding.weight") and "text" not in k)
+
+    assert torch.equal(patch_weight(tower), patch_weight(full))  # the trained tower, not a fresh one

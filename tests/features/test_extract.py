@@ -189,3 +189,21 @@ def test_fixed_side_models_take_their_side_from_the_checkpoint(project, tiny_dir
     assert report.total == 1
     pre = open_store(layout.backbone_dir(name)).meta["preprocessing"]
     assert (pre["crop"] or pre["size"]) == SIDE
+
+
+def test_a_finished_run_does_not_load_the_weights_again(project, tiny_dirs, monkeypatch):
+    from orze.features.backbones import Backbone
+
+    layout, videos, clips = project
+    b = REGISTRY["dinov2_b"]
+    settings = ExtractSettings(frames=2, device="cpu", image_size=SIDE,
+                               model_id=str(tiny_dirs["dinov2_b"]))
+    first = extract(layout, b, videos, clips[:3], settings, progress=False)  # loads from the dir
+    assert first.extracted == 3
+
+    def no_load(self, model_id=None):
+        raise AssertionError("weights loaded although every clip was done")
+
+    monkeypatch.setattr(Backbone, "load", no_load)
+    again = extract(layout, b, videos, clips[:3], settings, progress=False)
+    assert (again.extracted, again.reused) == (0, 3)
