@@ -100,9 +100,10 @@ def clip_file(store_dir: Path, clip_id: str) -> Path:
     return partial_dir(store_dir) / f"{quote(clip_id, safe='')}.npz"
 
 
-def signature(backbone: Backbone, settings: ExtractSettings, preprocessing: dict[str, Any]) -> dict:
+def signature(backbone: Backbone, settings: ExtractSettings, preprocessing: dict[str, Any],
+              model_id: str) -> dict:
     """What makes two extractions interchangeable; partial and stored rows are reused only if equal."""
-    return {"backbone": backbone.name, "model_id": settings.model_id or backbone.model_id,
+    return {"backbone": backbone.name, "model_id": model_id,
             "fps": float(settings.fps), "frames": int(settings.frames), "align": settings.align,
             "input_frames": backbone.input_frames(settings.frames), "preprocessing": preprocessing}
 
@@ -131,7 +132,7 @@ def extract(layout: Layout, backbone: Backbone, videos: Path, clips: list[Clip],
         pre = pre.with_side(settings.image_size)
     elif fixed is not None and fixed != pre.side:
         pre = pre.with_side(fixed)
-    sig = signature(backbone, settings, pre.as_meta())
+    sig = signature(backbone, settings, pre.as_meta(), _model_id(backbone, settings, model))
 
     reuse = _reusable_store(store_dir, sig, settings.restart)
     partial = _prepare_partial(store_dir, sig, settings.restart)
@@ -328,6 +329,13 @@ def _assemble(layout: Layout, backbone: Backbone, clips: list[Clip], sig: dict, 
     shutil.rmtree(pdir, ignore_errors=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _model_id(backbone: Backbone, settings: ExtractSettings, model: torch.nn.Module | None) -> str:
+    """What meta.json records as the model: the id loaded, or what a model passed in came from."""
+    if settings.model_id or model is None:
+        return settings.model_id or backbone.model_id
+    return getattr(model.config, "_name_or_path", "") or f"in-memory {type(model).__name__}"
 
 
 def _diff(old: dict, new: dict) -> str:

@@ -207,3 +207,16 @@ def test_a_finished_run_does_not_load_the_weights_again(project, tiny_dirs, monk
     monkeypatch.setattr(Backbone, "load", no_load)
     again = extract(layout, b, videos, clips[:3], settings, progress=False)
     assert (again.extracted, again.reused) == (0, 3)
+
+
+def test_meta_names_the_model_that_really_ran(project, tiny_dirs):
+    layout, videos, clips = project
+    b = REGISTRY["convnext"]
+    settings = ExtractSettings(frames=2, device="cpu", image_size=SIDE)
+    extract(layout, b, videos, clips[:1], settings, model=b.tiny_model(SIDE), progress=False)
+    # a random model passed in is not claimed to be the Hub checkpoint
+    assert open_store(layout.backbone_dir("convnext")).meta["model_id"] == "in-memory ConvNextModel"
+    loaded = b.load(str(tiny_dirs["convnext"]))
+    extract(layout, b, videos, clips[:1], ExtractSettings(frames=2, device="cpu", image_size=SIDE,
+                                                          restart=True), model=loaded, progress=False)
+    assert open_store(layout.backbone_dir("convnext")).meta["model_id"] == str(tiny_dirs["convnext"])
