@@ -70,3 +70,21 @@ def test_find_videos_recursive_missing_and_ambiguous(tmp_path):
         find_videos(tmp_path, ["a"])
     with pytest.raises(VideoError, match="not a directory"):
         find_videos(tmp_path / "nope", ["a"])
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=40, unique=True),
+       st.lists(st.floats(-10, 110, allow_nan=False), min_size=1, max_size=30))
+def test_pick_frames_is_the_latest_frame_not_after_the_target(times, targets):
+    t = np.sort(np.asarray(times))
+    q = np.asarray(targets)
+    idx = pick_frames(t, q)
+    for target, i in zip(q, idx):
+        if target + 1e-6 < t[0]:  # pick_frames tolerates 1 µs of timestamp rounding
+            assert i == 0  # before the clip: its first frame
+        else:
+            assert t[i] <= target + 1e-6
+            assert i == len(t) - 1 or t[i + 1] > target + 1e-6
