@@ -4,7 +4,7 @@ Sampling contract: the window holds `count` instants spaced 1/fps apart, aligned
 centre or the end of the clip (dashcam collision clips end at the event, hence `end` by default in
 the CLI). At each instant the frame on screen is taken: the last frame whose timestamp is ≤ the
 instant. A clip shorter than the window repeats its first (or last) frame at the instants outside
-it, and `Sampled.real` counts the distinct instants that fell inside the clip.
+it, and `Sampled.real` counts the instants that fell inside the clip.
 
 Any decode failure, or a video without one decodable frame, raises VideoError: the caller reports
 the clip and goes on.
@@ -97,7 +97,8 @@ def _time_range(path: Path) -> tuple[float, float]:
         tb = stream.time_base
         pts = [p.pts for p in container.demux(stream) if p.pts is not None]
     if not pts or tb is None:
-        raise VideoError(f"{path}: no video frames")
+        raise VideoError(f"{path}: no timestamped video frames (a raw elementary stream? "
+                         f"remux it into .mp4/.mkv)")
     return float(min(pts) * tb), float(max(pts) * tb)
 
 
@@ -108,7 +109,7 @@ def _select(container, stream, targets: np.ndarray, seek: bool) -> tuple[np.ndar
                        any_frame=False)
     n = len(targets)
     out: list[np.ndarray | None] = [None] * n
-    prev = prev_rgb = None
+    prev = prev_rgb = first_rgb = None
     first_time = last_time = None
     k = real = 0
     eps = 1e-6
@@ -122,7 +123,9 @@ def _select(container, stream, targets: np.ndarray, seek: bool) -> tuple[np.ndar
         last_time = t
         while k < n and t > targets[k] + eps:
             if prev is None:  # the window starts before the clip: show its first frame
-                out[k] = frame.to_ndarray(format="rgb24")
+                if first_rgb is None:
+                    first_rgb = frame.to_ndarray(format="rgb24")
+                out[k] = first_rgb
             else:
                 if prev_rgb is None:
                     prev_rgb = prev.to_ndarray(format="rgb24")
