@@ -130,3 +130,16 @@ def test_siglip2_vision_tower_loads_from_a_full_siglip_checkpoint(tmp_path):
                     if k.endswith("embeddings.patch_embedding.weight") and "text" not in k)
 
     assert torch.equal(patch_weight(tower), patch_weight(full))  # the trained tower, not a fresh one
+
+
+def test_vjepa2_step_t_comes_from_tubelet_t():
+    """Tokens are grouped time-major: changing the last 2 frames moves the last step most."""
+    b = REGISTRY["vjepa2"]
+    model = b.tiny_model(SIDE)
+    gen = torch.Generator().manual_seed(1)
+    pixels = torch.randn(1, 8, 3, SIDE, SIDE, generator=gen)
+    changed = pixels.clone()
+    changed[:, 6:] = torch.randn(1, 2, 3, SIDE, SIDE, generator=gen)
+    with torch.inference_mode():
+        delta = (b.embed(model, pixels) - b.embed(model, changed))[0].norm(dim=-1)
+    assert delta.argmax().item() == 3 and delta[3] > 10 * delta[:3].max()
