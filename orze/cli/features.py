@@ -120,6 +120,7 @@ def import_cmd(
         err_console.print(f"[yellow]warning:[/] {len(report.ignored)} clip(s) in {source} are not in "
                           f"the labels and were left out: {escape(', '.join(report.ignored[:5]))}",
                           highlight=False)
+    _warn_if_not_in_space(layout, backbone)
     console.print(f"[bold]{backbone}[/]: imported {report.clips} clips ({report.format}), "
                   f"T={report.frames}, D={report.dim} into {escape(str(report.store))}", highlight=False)
 
@@ -162,6 +163,22 @@ def check_cmd(
         console.print(f"{verdict}, {len(report.warnings)} warning(s)")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _warn_if_not_in_space(layout, backbone: str) -> None:
+    """Ideas can only name backbones that configs/space.yaml lists; say so rather than fail later."""
+    from orze.space import SpaceError, load_space
+
+    if not layout.space_config.exists():
+        return
+    try:
+        choices = load_space(layout.space_config).dimensions["backbone"].choices or []
+    except (SpaceError, KeyError):
+        return
+    if backbone not in choices:
+        err_console.print(f"[yellow]warning:[/] '{escape(backbone)}' is not a backbone choice in "
+                          f"{escape(str(layout.space_config))}; add it there so ideas can use it",
+                          highlight=False)
 
 
 def register(app: typer.Typer) -> None:

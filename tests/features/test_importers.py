@@ -171,3 +171,20 @@ def test_a_failed_reimport_keeps_the_old_store(tmp_path):
         import_features(tmp_path / "st", "x", src, CLIPS, overwrite=True)
     assert (tmp_path / "st" / "features.npy").read_bytes() == before
     _check_store(tmp_path / "st", feats)
+
+
+def test_cli_import_warns_when_the_space_lacks_the_backbone(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    layout = Layout.at(tmp_path / "r")
+    layout.configs.mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[2] / "configs" / "space.yaml", layout.space_config)
+    src = _npy_dir(tmp_path, _feats())
+    write_clips(tmp_path / "labels.csv", CLIPS)
+    args = ["features", "import", "--root", str(layout.root), "--from", str(src),
+            "--labels", str(tmp_path / "labels.csv")]
+    res = runner.invoke(app, args + ["-b", "clip_vitl"])
+    assert res.exit_code == 0 and said(res, "'clip_vitl' is not a backbone choice")
+    res = runner.invoke(app, args + ["-b", "dinov2_b"])
+    assert res.exit_code == 0 and not said(res, "is not a backbone choice")
