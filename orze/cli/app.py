@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "status",
     "space",
     "demo",
+    "features",
 ]
 
 for _name in COMMAND_MODULES:

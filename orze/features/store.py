@@ -27,6 +27,7 @@ from orze.store.atomic import atomic_write_bytes, atomic_write_json, atomic_writ
 
 FORMAT = "orze-features/1"
 SPLITS = ("train", "val", "test")
+PARTIAL_DIR = "partial"  # features/<backbone>/partial/: an unfinished, resumable extraction
 
 
 class FeatureStoreError(RuntimeError):

@@ -1,0 +1,277 @@
+"""Integrity checks of features/: every store, clips.csv and the split.
+
+Each check is a pure function over plain data returning `Issue`s (errors make `orze features check`
+fail; warnings are printed). `check_features(layout)` reads the files and runs them all.
+
+Store (per backbone): meta.json present and readable, a 3-D float16 array with one row per id in
+clips.txt, meta.json agreeing with the array (backbone, num_clips, frames, dim), unique ids, no
+NaN/inf, no all-zero clip (warning), no unfinished extraction left behind (warning).
+Store vs clips.csv: every clip of clips.csv present in every backbone; ids unknown to clips.csv
+(warning); fused backbones need one frame count (warning when they differ).
+Split: clips.csv readable, each clip id once (a clip in two splits breaks disjointness), train and
+val present (test: warning), both labels in every split (AP is undefined otherwise), and positive
+rates of the splits within a factor `max_rate_ratio` of each other (warning).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+import json
+
+from orze.features.store import PARTIAL_DIR, SPLITS, Clip, FeatureStoreError, read_clips
+from orze.layout import Layout
+
+Level = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    level: Level
+    code: str
+    path: str
+    message: str
+
+
+@dataclass
+class SplitSummary:
+    split: str
+    clips: int
+    positives: int
+
+    @property
+    def rate(self) -> float:
+        return self.positives / self.clips if self.clips else 0.0
+
+
+@dataclass
+class CheckReport:
+    issues: list[Issue] = field(default_factory=list)
+    splits: list[SplitSummary] = field(default_factory=list)
+    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "issues": [asdict(i) for i in self.issues],
+                "splits": [asdict(s) | {"rate": s.rate} for s in self.splits],
+                "stores": self.stores}
+
+
+def _err(code: str, path: Path | str, msg: str) -> Issue:
+    return Issue("error", code, str(path), msg)
+
+
+def _warn(code: str, path: Path | str, msg: str) -> Issue:
+    return Issue("warning", code, str(path), msg)
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+# --- split integrity (pure) --------------------------------------------------------------------
+
+def check_split(clips: list[Clip], path: Path | str = "features/clips.csv",
+                max_rate_ratio: float = 2.0) -> tuple[list[Issue], list[SplitSummary]]:
+    issues: list[Issue] = []
+    by_id: dict[str, list[Clip]] = defaultdict(list)
+    for c in clips:
+        by_id[c.clip_id].append(c)
+    overlap = sorted(cid for cid, cs in by_id.items() if len({c.split for c in cs}) > 1)
+    dup = sorted(cid for cid, cs in by_id.items() if len(cs) > 1 and cid not in overlap)
+    if overlap:
+        where = "; ".join(f"{cid} in {'+'.join(sorted({c.split for c in by_id[cid]}))}"
+                          for cid in overlap[:5])
+        issues.append(_err("split-overlap", path,
+                           f"{len(overlap)} clip id(s) in more than one split (splits must be "
+                           f"disjoint by clip id): {where}"))
+    if dup:
+        issues.append(_err("duplicate-clip", path,
+                           f"{len(dup)} clip id(s) listed more than once: {_first(dup)}"))
+    counts = Counter(c.split for c in clips)
+    pos = Counter(c.split for c in clips if c.label == 1)
+    summaries = [SplitSummary(s, counts[s], pos[s]) for s in SPLITS if counts[s]]
+    for s in ("train", "val"):
+        if not counts[s]:
+            issues.append(_err("split-missing", path, f"no '{s}' clips"))
+    if not counts["test"]:
+        issues.append(_warn("split-missing", path, "no 'test' clips (the test metric stays empty)"))
+    for sm in summaries:
+        if sm.positives in (0, sm.clips):
+            only = "positive" if sm.positives else "negative"
+            issues.append(_err("single-class", path,
+                               f"split '{sm.split}' has only {only} clips ({sm.clips}); average "
+                               f"precision needs both labels"))
+    rated = [sm for sm in summaries if 0 < sm.positives < sm.clips]
+    if len(rated) > 1:
+        lo = min(rated, key=lambda s: s.rate)
+        hi = max(rated, key=lambda s: s.rate)
+        if hi.rate > max_rate_ratio * lo.rate:
+            issues.append(_warn("label-balance", path,
+                                f"positive rate {hi.rate:.1%} in '{hi.split}' vs {lo.rate:.1%} in "
+                                f"'{lo.split}' (more than {max_rate_ratio:g}x apart)"))
+    return issues, summaries
+
+
+# --- one store (pure over its parts) -----------------------------------------------------------
+
+def check_array(backbone: str, path: Path | str, ids: list[str], array: np.ndarray,
+                meta: dict[str, Any], chunk: int = 256) -> list[Issue]:
+    """The array and its ids and meta.json; scans values in chunks (works on a memmap)."""
+    issues: list[Issue] = []
+    npy = f"{path}/features.npy"
+    if array.ndim != 3:
+        return [_err("shape", npy, f"expected (N, T, D), got shape {array.shape}")]
+    if array.shape[0] != len(ids):
+        return [_err("shape", npy, f"{array.shape[0]} rows but clips.txt has {len(ids)} ids")]
+    if array.dtype != np.float16:
+        issues.append(_err("dtype", npy, f"dtype {array.dtype}; the store format is float16"))
+    expect = {"backbone": backbone, "num_clips": array.shape[0], "frames": array.shape[1],
+              "dim": array.shape[2]}
+    for k, v in expect.items():
+        if meta.get(k) != v:
+            issues.append(_err("meta", f"{path}/meta.json",
+                               f"{k} is {meta.get(k)!r} but the store has {v!r}"))
+    counts = Counter(ids)
+    dups = sorted(i for i, n in counts.items() if n > 1)
+    if dups:
+        issues.append(_err("duplicate-id", f"{path}/clips.txt",
+                           f"{len(dups)} clip id(s) more than once: {_first(dups)}"))
+    bad: list[str] = []
+    zero: list[str] = []
+    for start in range(0, array.shape[0], chunk):
+        block = np.asarray(array[start:start + chunk], dtype=np.float32)
+        finite = np.isfinite(block).all(axis=(1, 2))
+        zeros = ~np.any(block != 0, axis=(1, 2))
+        bad += [ids[start + i] for i in np.flatnonzero(~finite)]
+        zero += [ids[start + i] for i in np.flatnonzero(zeros & finite)]
+    if bad:
+        issues.append(_err("nonfinite", npy, f"{len(bad)} clip(s) with NaN/inf: {_first(bad)}"))
+    if zero:
+        issues.append(_warn("zero-features", npy,
+                            f"{len(zero)} clip(s) whose features are all zero: {_first(zero)}"))
+    return issues
+
+
+def check_coverage(backbone: str, path: Path | str, ids: list[str], clip_ids: list[str],
+                   clips_csv: Path | str) -> list[Issue]:
+    """Every clip of clips.csv has a row; rows unknown to clips.csv are flagged."""
+    have = set(ids)
+    listed = set(clip_ids)
+    missing = [c for c in dict.fromkeys(clip_ids) if c not in have]
+    extra = [c for c in ids if c not in listed]
+    issues = []
+    if missing:
+        issues.append(_err("missing-clips", f"{path}/clips.txt",
+                           f"{len(missing)} clip(s) of {clips_csv} have no '{backbone}' features: "
+                           f"{_first(missing)}"))
+    if extra:
+        issues.append(_warn("unknown-clips", f"{path}/clips.txt",
+                            f"{len(extra)} clip(s) not in {clips_csv} (unused): {_first(extra)}"))
+    return issues
+
+
+def check_frames(frames: dict[str, int], features_dir: Path | str) -> list[Issue]:
+    if len(set(frames.values())) > 1:
+        desc = ", ".join(f"{b}: {t}" for b, t in sorted(frames.items()))
+        return [_warn("frames-differ", features_dir,
+                      f"backbones have different frame counts ({desc}); they cannot be fused")]
+    return []
+
+
+# --- everything (I/O) --------------------------------------------------------------------------
+
+def store_dirs(features: Path) -> list[Path]:
+    """Subdirectories of features/ that hold (or were meant to hold) a store."""
+    if not features.is_dir():
+        return []
+    marks = ("meta.json", "features.npy", "clips.txt", PARTIAL_DIR)
+    return sorted(d for d in features.iterdir()
+                  if d.is_dir() and any((d / m).exists() for m in marks))
+
+
+def check_features(layout: Layout, backbones: list[str] | None = None,
+                   max_rate_ratio: float = 2.0) -> CheckReport:
+    report = CheckReport()
+    clips_csv = layout.clips_csv
+    clip_ids: list[str] | None = None
+    try:
+        clips = read_clips(clips_csv)
+    except FeatureStoreError as e:
+        report.issues.append(_err("clips-csv", clips_csv, str(e)))
+    else:
+        if not clips:
+            report.issues.append(_err("clips-csv", clips_csv, "no clips"))
+        else:
+            issues, report.splits = check_split(clips, clips_csv, max_rate_ratio)
+            report.issues += issues
+            clip_ids = [c.clip_id for c in clips]
+
+    if backbones:
+        dirs = [layout.backbone_dir(b) for b in backbones]
+    else:
+        dirs = store_dirs(layout.features)
+        if not dirs:
+            report.issues.append(_err("no-stores", layout.features,
+                                      "no feature stores (orze features extract|import)"))
+    frames: dict[str, int] = {}
+    for d in dirs:
+        name = d.name
+        if (d / PARTIAL_DIR).exists():
+            report.issues.append(_warn("unfinished", d / PARTIAL_DIR,
+                                       "an extraction was interrupted; rerun it to finish"))
+        if not (d / "meta.json").exists():
+            report.issues.append(_err("incomplete", d / "meta.json",
+                                      f"no meta.json: the store for '{name}' is missing or was "
+                                      f"never completed"))
+            continue
+        parts = _load_parts(d)
+        if isinstance(parts, Issue):
+            report.issues.append(parts)
+            continue
+        ids, array, meta = parts
+        report.issues += check_array(name, d, ids, array, meta)
+        if clip_ids is not None:
+            report.issues += check_coverage(name, d, ids, clip_ids, clips_csv)
+        if array.ndim == 3:
+            frames[name] = int(array.shape[1])
+        report.stores[name] = {"clips": len(ids), "shape": list(array.shape),
+                               "model_id": meta.get("model_id"), "source": meta.get("source")}
+    report.issues += check_frames(frames, layout.features)
+    return report
+
+
+def _load_parts(d: Path) -> tuple[list[str], np.ndarray, dict[str, Any]] | Issue:
+    """meta.json, clips.txt and features.npy read separately, so each fault gets its own issue."""
+    try:
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        return _err("unreadable", d / "meta.json", f"not a readable JSON object: {e}")
+    try:
+        ids = (d / "clips.txt").read_text(encoding="utf-8").split()
+    except OSError as e:
+        return _err("unreadable", d / "clips.txt", f"cannot read the clip ids: {e}")
+    try:
+        array = np.load(d / "features.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        return _err("unreadable", d / "features.npy", f"not a readable .npy array: {e}")
+    return ids, array, meta

@@ -1,0 +1,63 @@
+"""A streaming writer for the feature store: rows go straight into features.npy on disk.
+
+`write_store` (orze.features.store) needs the whole (N, T, D) array in memory and then a second
+copy of it as .npy bytes; extraction and import of a large dataset (say 100k clips × 24 × 1024)
+would hold tens of GB. `write_store_rows` produces the same files from an iterator of (T, D) rows
+with memory for one row: features.npy is filled through a memory map of a temporary file in the
+same directory, fsynced and renamed into place, then clips.txt, then meta.json last — the contract
+of `write_store` (a store with a meta.json is complete). If the iterator raises (a row fails
+validation), the temporary file is removed and the directory is left as it was, except that an
+existing meta.json was removed before the rename so a half-replaced store never looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from orze.features.store import FORMAT, FeatureStoreError
+from orze.store.atomic import atomic_write_json, atomic_write_text, fsync_dir
+
+
+def write_store_rows(directory: Path, backbone: str, ids: list[str], rows: Iterable[np.ndarray],
+                     frames: int, dim: int, meta: dict[str, Any]) -> None:
+    directory = Path(directory)
+    if not ids:
+        raise FeatureStoreError(f"{directory}: no clips to write")
+    if len(set(ids)) != len(ids):
+        raise FeatureStoreError(f"{directory}: duplicate clip ids")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".features.npy.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                        shape=(len(ids), frames, dim))
+        n = 0
+        for n, row in enumerate(rows, start=1):
+            if n > len(ids):
+                raise FeatureStoreError(f"{directory}: more rows than the {len(ids)} clip ids")
+            row = np.asarray(row)
+            if row.shape != (frames, dim):
+                raise FeatureStoreError(f"{directory}: row {n - 1} (clip '{ids[n - 1]}') has shape "
+                                        f"{row.shape}, expected {(frames, dim)}")
+            out[n - 1] = row
+        if n != len(ids):
+            raise FeatureStoreError(f"{directory}: {n} rows for {len(ids)} clip ids")
+        out.flush()
+        del out
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        (directory / "meta.json").unlink(missing_ok=True)
+        os.replace(tmp, directory / "features.npy")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory)
+    atomic_write_text(directory / "clips.txt", "".join(f"{i}\n" for i in ids))
+    # the same meta keys as write_store, so both writers' stores are indistinguishable
+    full = {"format": FORMAT, "backbone": backbone, "num_clips": len(ids), "frames": int(frames),
+            "dim": int(dim), "dtype": "float16", **meta}
+    atomic_write_json(directory / "meta.json", full)
