@@ -135,10 +135,27 @@ class SelectiveScanBranch(nn.Module):
         Bsz, T, E = u.shape
         G, N = self.groups, self.d_state
         with full_precision(x):
-            h = selective_scan(a_bar, b, self.scan_impl)             # (B, T, E, N)
-            y = torch.einsum("btgen,btgn->btge", h.reshape(Bsz, T, G, E // G, N), Cm).reshape(Bsz, T, E)
-            y = y + self.D.float() * u.float()
+            Ce = Cm[:, :, :, None, :].expand(Bsz, T, G, E // G, N).reshape(Bsz, T, E, N)
+            y = scan_readout(a_bar, b, Ce, self.scan_impl) + self.D.float() * u.float()
         return y.to(u.dtype)
+
+
+def scan_readout(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor, impl: str = "auto") -> torch.Tensor:
+    """y_t = ⟨h_t, C_t⟩ over the state axis, h from `selective_scan`; (B, T, E, N) → (B, T, E).
+
+    On the sequential path the read-out happens inside the loop, so the (B, T, E, N) states are never
+    stacked; the result is the same. (A batched einsum here becomes thousands of 16×1 matmuls on CPU.)
+    """
+    if impl == "auto":
+        impl = "sequential" if a.device.type == "cpu" else "parallel"
+    if impl == "sequential":
+        h = None
+        ys = []
+        for at, bt, ct in zip(a.unbind(1), b.unbind(1), C.unbind(1)):
+            h = bt if h is None else torch.addcmul(bt, at, h)
+            ys.append((h * ct).sum(-1))
+        return torch.stack(ys, dim=1)
+    return (selective_scan(a, b, impl) * C).sum(-1)
 
 
 class BiMambaMixer(nn.Module):
