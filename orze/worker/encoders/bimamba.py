@@ -3,7 +3,8 @@
 From the reference spec (§3), per block (E = 2d, N = 16, R = ⌈d/16⌉):
 in_proj (no bias) → x, z; causal depthwise conv (k = 4) + SiLU → u; x_proj → δ (R), B, C;
 Δ = softplus(dt_proj δ); A = −exp(A_log); Ā = exp(ΔA); b = Δ · B · u (Mamba's choice; the exact
-zero-order hold expm1(ΔA)/A · B · u differs by O(Δ²A) and costs two more passes over the state); h_t = Ā_t h_{t−1} + b_t; y = ⟨h_t, C_t⟩ + D ⊙ u; out_proj(y ⊙ SiLU z); block x + Mamba(RMSNorm x).
+zero-order hold expm1(ΔA)/A · B · u differs by O(Δ²A) and costs two more passes over the state);
+h_t = Ā_t h_{t−1} + b_t; y = ⟨h_t, C_t⟩ + D ⊙ u; out_proj(y ⊙ SiLU z); block x + Mamba(RMSNorm x).
 Init: A_log = log(1..N); D = 1; dt log-uniform in [1e-3, 0.1], dt_bias = dt + log(−expm1(−dt));
 dt_proj weight U(±R^−0.5). A_log and D carry `_no_weight_decay = True` for the optimiser.
 

@@ -52,7 +52,10 @@ ATTN_MASK_VALUE = -1000.0
 # --- activations -------------------------------------------------------------------------------
 
 def swoosh_r(x: torch.Tensor) -> torch.Tensor:
-    """SwooshR(x) = softplus(x − 1) − 0.08x − 0.313261687, in fp32 (softplus switches to the identity above 20, so it never overflows)."""
+    """SwooshR(x) = softplus(x − 1) − 0.08x − 0.313261687, in fp32.
+
+    F.softplus switches to the identity above 20, so unlike a naive log(1 + exp) it never overflows.
+    """
     x32 = x.float()
     y = F.softplus(x32 - 1.0) - 0.08 * x32 - 0.313261687
     return y.to(x.dtype)
