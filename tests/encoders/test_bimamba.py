@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from orze.worker.encoders.bimamba import (BiMambaMixer, SelectiveScanBranch, parallel_scan, scan_readout,
-                                          selective_scan, sequential_scan)
+from orze.worker.encoders.bimamba import (BiMamba, BiMambaMixer, SelectiveScanBranch, parallel_scan,
+                                          scan_readout, selective_scan, sequential_scan, set_scan_impl)
+from orze.worker.encoders.hybrid import Hybrid
 
 
 def reference_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -98,3 +99,25 @@ def test_heads_are_groups_with_their_own_b_and_c():
     m1, m4 = BiMambaMixer(16, 1), BiMambaMixer(16, 4)
     assert m1.forward_branch.x_proj.out_features == math.ceil(16 / 16) + 2 * 16
     assert m4.forward_branch.x_proj.out_features == math.ceil(16 / 16) + 2 * 4 * 16
+
+
+@pytest.mark.parametrize("cls", [BiMamba, Hybrid])
+def test_encoder_is_the_same_with_either_scan(cls):
+    """The accelerator path (Hillis–Steele) and the CPU path (loop) train the same model."""
+    torch.manual_seed(0)
+    m = cls(6, 16, 2, 2, 0.0)
+    x = torch.randn(3, 13, 6)
+    mask = torch.ones(3, 13, dtype=torch.bool)
+    mask[1, 8:] = False
+    results = []
+    for impl in ("parallel", "sequential"):
+        set_scan_impl(m, impl)
+        m.zero_grad()
+        y = m(x, mask)
+        (y[mask] ** 2).mean().backward()
+        results.append((y.detach(), [p.grad.clone() for p in m.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)
+    for ga, gb in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="sequential"):
+        set_scan_impl(m, "cuda")

@@ -159,6 +159,15 @@ def scan_readout(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor, impl: str = 
     return (selective_scan(a, b, impl) * C).sum(-1)
 
 
+def set_scan_impl(module: nn.Module, impl: str) -> None:
+    """Force the scan implementation of every selective-scan branch inside `module`."""
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"bimamba scan implementation '{impl}': allowed {', '.join(SCAN_IMPLS)}")
+    for m in module.modules():
+        if isinstance(m, SelectiveScanBranch):
+            m.scan_impl = impl
+
+
 class BiMambaMixer(nn.Module):
     """Vim-style bidirectional selective SSM with shared in/out projections."""
 
