@@ -1,4 +1,4 @@
-"""Small pieces shared by the encoders: masking, full-precision regions, causal depthwise conv.
+"""Small pieces shared by the encoders: masking, full-precision regions, depthwise time convolution.
 
 Nothing here knows about a particular architecture. Every helper takes the padding mask in the
 registry's convention: (B, T) bool, True = a real frame.
@@ -11,7 +11,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 def zero_padded(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -37,8 +36,9 @@ def depthwise_conv_time(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
 
     x (B, T, C); weight (C, k); out[t] = bias + Σ_j weight[:, j] · x[t + j − left] (x = 0 outside
     [0, T)). Equal to Conv1d(groups=C) with `left` frames of zero padding before and k−1−left after,
-    keeping T outputs; for the T ≤ 64 clips here the (C, T, T) band is small and one einsum is
-    several times faster on CPU than mkldnn's depthwise conv with a long kernel.
+    keeping T outputs. For the T ≤ 64 clips here the (C, T, T) band is small, its cost does not
+    grow with k, and forward+backward measured ~2× faster on CPU than Conv1d(groups=C) for k = 15
+    at T = 20 (about even for k = 4).
     """
     T, k = x.shape[1], weight.shape[1]
     t = torch.arange(T, device=x.device)
