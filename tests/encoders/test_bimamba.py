@@ -121,3 +121,10 @@ def test_encoder_is_the_same_with_either_scan(cls):
         torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="sequential"):
         set_scan_impl(m, "cuda")
+
+
+def test_state_size_is_a_constructor_option():
+    m = BiMamba(6, 16, 1, 2, 0.0, d_state=4)
+    assert m.blocks[0].mixer.forward_branch.A_log.shape == (32, 4)
+    assert Hybrid(6, 16, 1, 2, 0.0, d_state=4).layers[0].mamba.mixer.backward_branch.A_log.shape == (32, 4)
+    assert m(torch.randn(2, 5, 6), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 5, 16)

@@ -197,10 +197,11 @@ class BiMambaMixer(nn.Module):
 class MambaBlock(nn.Module):
     """x + dropout(Mixer(RMSNorm x))."""
 
-    def __init__(self, d: int, num_heads: int, dropout: float, bidirectional: bool = True):
+    def __init__(self, d: int, num_heads: int, dropout: float, bidirectional: bool = True,
+                 d_state: int = D_STATE):
         super().__init__()
         self.norm = nn.RMSNorm(d, eps=1e-5)
-        self.mixer = BiMambaMixer(d, num_heads, bidirectional)
+        self.mixer = BiMambaMixer(d, num_heads, bidirectional, d_state)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -211,11 +212,11 @@ class BiMamba(nn.Module):
     kind = "bimamba"
 
     def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
-                 bidirectional: bool = True):
+                 bidirectional: bool = True, d_state: int = D_STATE):
         super().__init__()
         self.in_proj = nn.Linear(input_dim, d_model)
         self.in_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(MambaBlock(d_model, num_heads, dropout, bidirectional)
+        self.blocks = nn.ModuleList(MambaBlock(d_model, num_heads, dropout, bidirectional, d_state)
                                     for _ in range(num_layers))
         self.norm = nn.RMSNorm(d_model, eps=1e-5)
 

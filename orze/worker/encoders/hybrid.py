@@ -12,16 +12,16 @@ import torch
 import torch.nn as nn
 
 from orze.worker.encoders import register
-from orze.worker.encoders.bimamba import MambaBlock
+from orze.worker.encoders.bimamba import D_STATE, MambaBlock
 from orze.worker.encoders.common import config_dropout_p, zero_padded
 from orze.worker.encoders.retnet import RetentionBlock
 
 
 class HybridLayer(nn.Module):
-    def __init__(self, d: int, num_heads: int, dropout: float):
+    def __init__(self, d: int, num_heads: int, dropout: float, d_state: int = D_STATE):
         super().__init__()
         self.retention = RetentionBlock(d, num_heads, dropout)
-        self.mamba = MambaBlock(d, num_heads, dropout)
+        self.mamba = MambaBlock(d, num_heads, dropout, d_state=d_state)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.mamba(self.retention(x, mask), mask)
@@ -30,11 +30,12 @@ class HybridLayer(nn.Module):
 class Hybrid(nn.Module):
     kind = "hybrid"
 
-    def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float):
+    def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
+                 d_state: int = D_STATE):
         super().__init__()
         self.in_proj = nn.Linear(input_dim, d_model)
         self.in_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(HybridLayer(d_model, num_heads, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(HybridLayer(d_model, num_heads, dropout, d_state) for _ in range(num_layers))
         self.norm = nn.RMSNorm(d_model, eps=1e-6)
 
     @property
