@@ -100,6 +100,17 @@ def test_describe_reads_back_the_build(name):
     assert (d["input_dim"], d["d_model"], d["num_layers"], d["num_heads"]) == (10, 24, 3, 4)
     assert d["dropout"] == pytest.approx(0.25)
     assert d["parameters"] == sum(p.numel() for p in m.parameters())
+    assert isinstance(d["details"], dict)
+
+
+def test_details_describe_the_architecture_choices():
+    assert describe(make("zipformer", num_layers=4))["details"] == {
+        "stack_downsampling": [1, 2, 4, 2], "stack_layers": [1, 1, 1, 1], "stack_widths": [16, 20, 24, 20]}
+    assert describe(make("retnet", num_heads=2))["details"] == {"decays": [0.75, 0.9921875], "causal": False}
+    assert describe(make("bimamba"))["details"]["d_state"] == 16
+    assert describe(make("hybrid", num_layers=2))["details"]["block_order"] == ["retention", "mamba"] * 2
+    assert describe(make("xlstm", num_layers=3))["details"] == {
+        "blocks": ["mlstm"] * 3, "directions": ["forward", "backward", "forward"]}
 
 
 @pytest.mark.parametrize("name", ENCODERS)

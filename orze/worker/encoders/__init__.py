@@ -44,7 +44,9 @@ def describe(module: nn.Module) -> dict:
     dropout_p, each derived from its built submodules (an output norm's width, the length of its
     block list, an attention/retention/SSM module's head count, its nn.Dropout rates), so a wiring
     bug between config and module shows up as a difference. Also reported: the class, the input
-    width (from the input projection) and the parameter count.
+    width (from the input projection), the parameter count, and `details`: architecture choices
+    that are not space dimensions (Zipformer's stack plan, retention decays, SSM state size, xLSTM
+    block kinds and directions), from the encoder's own `details()` where it has one.
     """
     missing = [a for a in ("kind", "d_model", "num_layers", "num_heads", "dropout_p") if not hasattr(module, a)]
     if missing:
@@ -52,7 +54,8 @@ def describe(module: nn.Module) -> dict:
     return {"name": module.kind, "class": type(module).__name__, "d_model": int(module.d_model),
             "num_layers": int(module.num_layers), "num_heads": int(module.num_heads),
             "dropout": float(module.dropout_p), "input_dim": _input_dim(module),
-            "parameters": sum(p.numel() for p in module.parameters())}
+            "parameters": sum(p.numel() for p in module.parameters()),
+            "details": module.details() if hasattr(module, "details") else {}}
 
 
 def _input_dim(module: nn.Module) -> int:

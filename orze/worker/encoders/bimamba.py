@@ -159,6 +159,12 @@ def scan_readout(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor, impl: str = 
     return (selective_scan(a, b, impl) * C).sum(-1)
 
 
+def mixer_details(mixer: "BiMambaMixer") -> dict:
+    br = mixer.forward_branch
+    return {"d_state": br.d_state, "d_inner": br.D.shape[0], "dt_rank": br.dt_rank,
+            "bidirectional": mixer.bidirectional, "scan_impl": br.scan_impl}
+
+
 def set_scan_impl(module: nn.Module, impl: str) -> None:
     """Force the scan implementation of every selective-scan branch inside `module`."""
     if impl not in SCAN_IMPLS:
@@ -235,6 +241,9 @@ class BiMamba(nn.Module):
     @property
     def dropout_p(self) -> float:
         return config_dropout_p(self)
+
+    def details(self) -> dict:
+        return mixer_details(self.blocks[0].mixer)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = zero_padded(self.in_dropout(self.in_proj(x)), mask)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from orze.worker.encoders import register
-from orze.worker.encoders.bimamba import D_STATE, MambaBlock
+from orze.worker.encoders.bimamba import D_STATE, MambaBlock, mixer_details
 from orze.worker.encoders.common import config_dropout_p, zero_padded
 from orze.worker.encoders.retnet import RetentionBlock
 
@@ -56,6 +56,12 @@ class Hybrid(nn.Module):
     @property
     def dropout_p(self) -> float:
         return config_dropout_p(self)
+
+    def details(self) -> dict:
+        first = self.layers[0]
+        return {"block_order": ["retention", "mamba"] * len(self.layers),
+                "decays": [round(g, 8) for g in first.retention.retention.gammas.tolist()],
+                **mixer_details(first.mamba.mixer)}
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = zero_padded(self.in_dropout(self.in_proj(x)), mask)

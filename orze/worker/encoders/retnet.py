@@ -198,6 +198,10 @@ class RetNet(nn.Module):
     def dropout_p(self) -> float:
         return config_dropout_p(self)
 
+    def details(self) -> dict:
+        msr = self.blocks[0].retention
+        return {"decays": [round(g, 8) for g in msr.gammas.tolist()], "causal": msr.causal}
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = zero_padded(self.in_dropout(self.in_proj(x)), mask)
         for block in self.blocks:

@@ -299,6 +299,10 @@ class XLSTM(nn.Module):
     def dropout_p(self) -> float:
         return config_dropout_p(self)
 
+    def details(self) -> dict:
+        return {"blocks": ["slstm" if isinstance(b, SLSTMBlock) else "mlstm" for b in self.blocks],
+                "directions": ["backward" if b.reverse else "forward" for b in self.blocks]}
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = zero_padded(self.in_dropout(self.in_proj(x)), mask)
         for block in self.blocks:

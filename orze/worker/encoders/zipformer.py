@@ -394,6 +394,11 @@ class Zipformer(nn.Module):
     def dropout_p(self) -> float:
         return config_dropout_p(self)
 
+    def details(self) -> dict:
+        return {"stack_downsampling": [s.ds for s in self.stacks],
+                "stack_layers": [len(s.layers) for s in self.stacks],
+                "stack_widths": [s.d for s in self.stacks]}
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = zero_padded(self.in_dropout(self.in_proj(x)), mask)
         outputs = []
