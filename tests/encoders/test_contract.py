@@ -149,3 +149,42 @@ def test_describe_rejects_a_module_that_is_not_an_encoder():
 def test_unknown_encoder_names_the_choices():
     with pytest.raises(KeyError, match="available: .*bimamba"):
         build_encoder("lstm", **BASE)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_learns_a_task_that_needs_order(name):
+    """Trainable, not just runnable: the label is whether the marked frame comes before the cue.
+
+    Both events are planted at random real positions of variable-length clips; with masked mean
+    pooling only an encoder that relates frames across time can separate the classes (chance loss
+    is ln 2 ≈ 0.69; every encoder gets below 0.05 in 80 full-batch steps, the bar is 0.25).
+    """
+    g = torch.Generator().manual_seed(0)
+    n, T, D = 128, 10, 4
+    x = torch.randn(n, T, D, generator=g) * 0.1
+    lengths = torch.randint(5, T + 1, (n,), generator=g)
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    y = torch.zeros(n)
+    for i in range(n):
+        a, b = torch.randperm(int(lengths[i]), generator=g)[:2].tolist()
+        x[i, a, 0] += 1.0            # the marked frame
+        x[i, b, 1] += 1.0            # the cue
+        y[i] = float(a < b)
+    torch.manual_seed(0)
+    enc = build_encoder(name, input_dim=D, d_model=16, num_layers=2, num_heads=2, dropout=0.0)
+    head = torch.nn.Linear(16, 1)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), lr=1e-2)
+
+    def loss_fn() -> torch.Tensor:
+        h = enc(x, mask)
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return torch.nn.functional.binary_cross_entropy_with_logits(head(pooled).squeeze(-1), y)
+
+    first = loss_fn().item()
+    for _ in range(80):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    final = loss_fn().item()
+    assert first > 0.6 and final < 0.25, f"{name}: loss {first:.3f} → {final:.3f}"
