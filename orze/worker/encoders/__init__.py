@@ -38,13 +38,32 @@ def build_encoder(name: str, *, input_dim: int, d_model: int, num_layers: int, n
 
 
 def describe(module: nn.Module) -> dict:
-    """What was built, read back from the module's own attributes (not from the request)."""
-    return {"name": module.kind, "class": type(module).__name__, "d_model": module.d_model,
-            "num_layers": module.num_layers, "num_heads": module.num_heads,
-            "dropout": module.dropout_p,
-            "parameters": sum(p.numel() for p in module.parameters())}
+    """What was built, read back from the module's own structure (not from the request).
+
+    Every registered encoder exposes `kind` and the properties d_model, num_layers, num_heads and
+    dropout_p, each derived from its built submodules (an output norm's width, the length of its
+    block list, an attention/retention/SSM module's head count, its nn.Dropout rates), so a wiring
+    bug between config and module shows up as a difference. Also reported: the class, the input
+    width (from the input projection), the parameter count, and `details`: architecture choices
+    that are not space dimensions (Zipformer's stack plan, retention decays, SSM state size, xLSTM
+    block kinds and directions), from the encoder's own `details()` where it has one.
+    """
+    missing = [a for a in ("kind", "d_model", "num_layers", "num_heads", "dropout_p") if not hasattr(module, a)]
+    if missing:
+        raise TypeError(f"{type(module).__name__} is not a registered encoder: it lacks {', '.join(missing)}")
+    return {"name": module.kind, "class": type(module).__name__, "d_model": int(module.d_model),
+            "num_layers": int(module.num_layers), "num_heads": int(module.num_heads),
+            "dropout": float(module.dropout_p), "input_dim": _input_dim(module),
+            "parameters": sum(p.numel() for p in module.parameters()),
+            "details": module.details() if hasattr(module, "details") else {}}
+
+
+def _input_dim(module: nn.Module) -> int:
+    # The input projection is `in_proj` in the zoo and `proj` in the transformer baseline.
+    proj = getattr(module, "in_proj", None) or getattr(module, "proj")
+    return int(proj.in_features)
 
 
 def _load_builtin() -> None:
     # Imported lazily so that `import orze.worker.encoders` stays cheap; each module registers itself.
-    from orze.worker.encoders import transformer  # noqa: F401
+    from orze.worker.encoders import bimamba, hybrid, retnet, transformer, xlstm, zipformer  # noqa: F401
