@@ -87,6 +87,7 @@ def describe_model(model: ClipClassifier) -> dict:
         "head_in_features": model.head.in_features,
         "head_dropout": model.head_dropout.p,
         "encoder_class": enc.get("class"),
+        "encoder_details": enc.get("details"),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if len(model.fusion.dims) > 1:

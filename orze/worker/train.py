@@ -122,8 +122,9 @@ _SCHEDULER_NAMES = {cls: name for name, cls in SCHEDULERS.items()}
 def build_optimiser(model: torch.nn.Module, config: dict) -> torch.optim.AdamW:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        # Biases, norms and 1-D gains are not decayed (standard AdamW practice).
-        (no_decay if p.ndim < 2 else decay).append(p)
+        # Biases, norms, 1-D gains and SSM parameters marked _no_weight_decay (A_log, D) are
+        # not decayed (standard AdamW practice; the Mamba spec's init assumes it).
+        (no_decay if p.ndim < 2 or getattr(p, "_no_weight_decay", False) else decay).append(p)
     return torch.optim.AdamW([
         {"params": decay, "weight_decay": config["weight_decay"], "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
