@@ -1,0 +1,99 @@
+"""Which leaderboard rows an analysis sees, in which order.
+
+`done_runs(frame)` keeps rows with status "done" and a finite numeric `metric`, sorted by `seq`
+(completion order). `restrict` narrows them to the runs after a given run (e.g. after a bug fix),
+since a time, or the last N. Everything here is pure over DataFrames except `load_frame`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orze.layout import Layout
+from orze.store.leaderboard import RANKED_STATUS, ROW_KEYS, read_rows, rows_to_frame
+
+
+class AnalysisError(ValueError):
+    """The data cannot support the requested analysis; the message says why and what would."""
+
+
+# Columns of a frame that are not configuration dimensions.
+NON_CONFIG = frozenset(ROW_KEYS) | {"seq"}
+
+
+def load_frame(layout: Layout) -> pd.DataFrame:
+    """All leaderboard rows as a frame (see orze.store.leaderboard.rows_to_frame)."""
+    rows = read_rows(layout.leaderboard)
+    if not rows:
+        raise AnalysisError(f"{layout.leaderboard}: no finished experiments yet (the leaderboard is "
+                            "empty or missing); run some experiments first")
+    return rows_to_frame(rows)
+
+
+def done_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with a finite numeric validation metric, in completion order."""
+    if frame is None or len(frame) == 0 or "metric" not in frame or "status" not in frame:
+        return pd.DataFrame(columns=list(ROW_KEYS) + ["seq"])
+    metric = pd.to_numeric(frame["metric"], errors="coerce")
+    keep = (frame["status"] == RANKED_STATUS) & np.isfinite(metric)
+    out = frame.loc[keep].copy()
+    out["metric"] = metric[keep].astype(float)
+    if "seq" not in out:
+        out["seq"] = np.arange(len(out))
+    return out.sort_values("seq", kind="stable").reset_index(drop=True)
+
+
+def parse_since(text: str) -> float:
+    """An ISO-8601 time (a date, or date and time; UTC unless it says otherwise) as unix seconds."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise AnalysisError(f"--since: {text!r} is not an ISO-8601 time "
+                            "(e.g. 2026-02-27 or 2026-02-27T08:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def restrict(done: pd.DataFrame, *, after: str | None = None, since: float | None = None,
+             window: int | None = None) -> pd.DataFrame:
+    """Runs completed after run `after`, finished at or after unix time `since`, and/or the last
+    `window` of them (applied in that order). Raises AnalysisError naming the option on bad input."""
+    out = done
+    if after is not None:
+        if "id" not in out or not (out["id"] == after).any():
+            raise AnalysisError(f"--after: no finished run with id {after!r} on the leaderboard")
+        cut = out.loc[out["id"] == after, "seq"].iloc[0]
+        out = out[out["seq"] > cut]
+    if since is not None:
+        finished = pd.to_numeric(out.get("finished_at", pd.Series(np.nan, index=out.index)),
+                                 errors="coerce")
+        out = out[finished >= since]
+    if window is not None:
+        if window < 1:
+            raise AnalysisError(f"--window: must be a positive number of runs, got {window}")
+        out = out.tail(window)
+    return out.reset_index(drop=True)
+
+
+def config_columns(frame: pd.DataFrame, dims: Any = None) -> list[str]:
+    """The configuration-dimension columns: the space's dimensions present in the frame when
+    given, else every column that is not a leaderboard field."""
+    if dims is not None:
+        return [d for d in dims if d in frame.columns]
+    return [c for c in frame.columns if c not in NON_CONFIG]
+
+
+def cell_labels(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One string label per row for the combination of `columns` (missing values as '-')."""
+    if not columns:
+        return pd.Series(["all"] * len(frame), index=frame.index, dtype=object)
+    parts = [frame[c].astype(object).where(frame[c].notna(), "-").astype(str) for c in columns]
+    label = parts[0]
+    for p in parts[1:]:
+        label = label + "|" + p
+    return label
