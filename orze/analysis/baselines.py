@@ -73,6 +73,12 @@ def _scaled(value: np.ndarray, lo: float, hi: float, use_log: bool) -> np.ndarra
 
 def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0) -> np.ndarray:
     """Best-so-far of a TPE search over the pool (at most len(pool) trials)."""
+    picks = tpe_order(pool, dims, trials, seed)
+    return best_so_far(pool["metric"].to_numpy(float)[picks])
+
+
+def tpe_order(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0) -> np.ndarray:
+    """The positions (into `pool`) of the runs a TPE search picks, in order, without repeats."""
     import optuna
 
     dims = [d for d in dims if d in pool.columns]
@@ -99,7 +105,7 @@ def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed:
         else:
             dists[d] = optuna.distributions.FloatDistribution(s[1], s[2], log=s[3])
     rng = np.random.default_rng(seed)
-    got = np.empty(trials)
+    picks = np.empty(trials, dtype=int)
     for t in range(trials):
         trial = study.ask(dists)
         want_cat = np.array([spec[d][1].index(trial.params[d]) for d in cat_dims], int)
@@ -109,7 +115,7 @@ def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed:
         best = np.flatnonzero(dist == dist.min())
         pick = int(best[rng.integers(best.size)]) if best.size > 1 else int(best[0])
         used[pick] = True
-        got[t] = y[pick]
+        picks[t] = pick
         # Teach TPE the configuration actually evaluated, not the point it asked for: the asked
         # trial is closed as failed (TPE ignores those) and the evaluated one added in its place.
         params = {d: spec[d][1][cat_codes[pick, j]] for j, d in enumerate(cat_dims)}
@@ -117,7 +123,7 @@ def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed:
             params[d] = float(np.clip(float(pd.to_numeric(pool[d].iloc[pick])), spec[d][1], spec[d][2]))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(y[pick])))
-    return best_so_far(got)
+    return picks
 
 
 def policy_table(curves: dict[str, np.ndarray], upper: float,
