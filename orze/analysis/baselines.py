@@ -5,7 +5,7 @@
 - TPE replay: Optuna's TPE sampler searches the pool as an oracle. Each trial's suggestion (one value
   per configuration dimension) is mapped to the closest not-yet-used finished configuration
   (mismatched categorical values count 1 each, numeric differences in units of that dimension's
-  range in the pool, log scale for positive ranges spanning over a decade), whose metric is told
+  range in the pool, on a log scale where the space marks the dimension `log: true`), whose metric is told
   back to the study. Like the random replay it draws without replacement from the pool, so both
   inherit the pool's selection bias (documented in docs/analysis.md).
 
@@ -24,6 +24,7 @@ from orze.analysis.convergence import MIN_FIT_RUNS, best_so_far, fit_curve, metr
 from orze.analysis.frame import AnalysisError
 
 CHECKPOINTS = (50, 100, 500)
+MAX_LEVELS = 64
 
 
 def random_replay(metric: Sequence[float], permutations: int = 1000, seed: int = 0,
@@ -43,25 +44,30 @@ def random_replay(metric: Sequence[float], permutations: int = 1000, seed: int =
     return total / permutations
 
 
-def _encode(pool: pd.DataFrame, dims: list[str]) -> dict:
-    """Per dimension: ('cat', codes, names) or ('num', scaled values, lo, hi, log)."""
+def _encode(pool: pd.DataFrame, dims: list[str], log_dims: set[str] | None = None) -> dict:
+    """Per dimension the TPE distribution it gets: ('cat', names) or ('num', lo, hi, log).
+    Skipped: dimensions constant in the pool, numeric ones missing in some runs (conditional on
+    another choice, e.g. focal_gamma; that choice itself is searched), and categorical ones with
+    more than MAX_LEVELS values (free text, not a design choice)."""
     spec = {}
     for d in dims:
         col = pool[d]
         num = pd.to_numeric(col, errors="coerce")
-        if num.notna().all() and not pd.api.types.is_bool_dtype(col):
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            if num.isna().any():
+                continue
             v = num.to_numpy(float)
             lo, hi = float(v.min()), float(v.max())
             if hi <= lo:
                 continue  # constant in the pool: tells TPE nothing
-            use_log = lo > 0 and hi / lo > 10
+            # the space says which ranges are log-scale; without it, positive ranges over 3 decades
+            use_log = lo > 0 and (d in log_dims if log_dims is not None else hi / lo > 1000)
             spec[d] = ("num", lo, hi, use_log)
         else:
             labels = col.astype(object).where(col.notna(), "-").astype(str)
             names = sorted(labels.unique())
-            if len(names) < 2:
-                continue
-            spec[d] = ("cat", names)
+            if 2 <= len(names) <= MAX_LEVELS:
+                spec[d] = ("cat", names)
     return spec
 
 
@@ -71,18 +77,20 @@ def _scaled(value: np.ndarray, lo: float, hi: float, use_log: bool) -> np.ndarra
     return (value - lo) / (hi - lo)
 
 
-def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0) -> np.ndarray:
+def tpe_replay(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0,
+               log_dims: set[str] | None = None) -> np.ndarray:
     """Best-so-far of a TPE search over the pool (at most len(pool) trials)."""
-    picks = tpe_order(pool, dims, trials, seed)
+    picks = tpe_order(pool, dims, trials, seed, log_dims)
     return best_so_far(pool["metric"].to_numpy(float)[picks])
 
 
-def tpe_order(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0) -> np.ndarray:
+def tpe_order(pool: pd.DataFrame, dims: Sequence[str], trials: int = 500, seed: int = 0,
+              log_dims: set[str] | None = None) -> np.ndarray:
     """The positions (into `pool`) of the runs a TPE search picks, in order, without repeats."""
     import optuna
 
     dims = [d for d in dims if d in pool.columns]
-    spec = _encode(pool, dims)
+    spec = _encode(pool, dims, log_dims)
     if not spec:
         raise AnalysisError("TPE replay: no configuration dimension varies across the pool")
     y = pool["metric"].to_numpy(float)
@@ -143,7 +151,7 @@ def policy_table(curves: dict[str, np.ndarray], upper: float,
 
 
 def baselines(done: pd.DataFrame, dims: Sequence[str], permutations: int = 1000,
-              tpe_trials: int = 500, seed: int = 0) -> dict:
+              tpe_trials: int = 500, seed: int = 0, log_dims: set[str] | None = None) -> dict:
     """Observed order vs random replay vs TPE replay, on the same pool; JSON-ready."""
     y = done["metric"].to_numpy(float)
     if y.size < MIN_FIT_RUNS:
@@ -153,7 +161,7 @@ def baselines(done: pd.DataFrame, dims: Sequence[str], permutations: int = 1000,
     tpe_error = None
     if tpe_trials > 0:
         try:
-            curves["tpe"] = tpe_replay(done, dims, tpe_trials, seed)
+            curves["tpe"] = tpe_replay(done, dims, tpe_trials, seed, log_dims)
         except AnalysisError as e:
             tpe_error = str(e)
     return {"table": policy_table(curves, upper), "permutations": permutations,

@@ -16,8 +16,6 @@ configuration's (n, mean, std) for a "mean ± std (n)" column.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Sequence
 
@@ -41,14 +39,14 @@ def _jsonable(v):
 
 
 def replicate_key(frame: pd.DataFrame, dims: Sequence[str] | None = None) -> pd.Series:
-    """A short hash per row of its configuration without the seed (same for replicates)."""
+    """A 16-hex-digit hash per row of its configuration without the seed (equal for replicates)."""
     cols = sorted(c for c in config_columns(frame, dims) if c != SEED)
     if not cols:
         return pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    values = frame[cols].astype(object).to_numpy()
-    keys = [hashlib.sha256(json.dumps([_jsonable(v) for v in row], default=str).encode()).hexdigest()[:16]
-            for row in values]
-    return pd.Series(keys, index=frame.index, dtype=object)
+    # Values as text (configs are canonical, so equal settings print alike); missing is 'None'.
+    text = frame[cols].astype(object).where(frame[cols].notna(), None).astype(str)
+    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy(np.uint64)
+    return pd.Series([f"{h:016x}" for h in hashed], index=frame.index, dtype=object)
 
 
 def replicate_summary(frame: pd.DataFrame, dims: Sequence[str] | None = None,
@@ -60,6 +58,10 @@ def replicate_summary(frame: pd.DataFrame, dims: Sequence[str] | None = None,
     if len(done) == 0:
         return pd.DataFrame(columns=cols)
     done = done.assign(_key=replicate_key(done, dims))
+    counts = done["_key"].value_counts()
+    done = done[done["_key"].isin(counts[counts >= min_n].index)]
+    if len(done) == 0:
+        return pd.DataFrame(columns=cols)
     g = done.groupby("_key", sort=False)
     stats_ = g["metric"].agg(["count", "mean", "std", "min", "max"]).reset_index()
     ids = g["id"].agg(list).reset_index()

@@ -96,8 +96,9 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
     series["innovation_rate"] = exploration.innovation_rate(ind)
     out["innovation"] = exploration.innovation_summary(y)
 
+    log_dims = None if space is None else {n for n, d in space.dimensions.items() if d.log}
     bl = _guard(lambda: baselines_mod.baselines(done, search_dims(done, space), replay_permutations,
-                                                tpe_trials, seed))
+                                                tpe_trials, seed, log_dims))
     if "curves" in bl:
         series["curves"] = {k: np.asarray(v) for k, v in bl.pop("curves").items()}
     out["baselines"] = bl
