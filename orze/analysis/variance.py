@@ -31,17 +31,17 @@ MIN_GROUP_RUNS = 10
 def one_way(values: Sequence[float], groups: Sequence) -> dict:
     """eta^2, F and p of a one-way ANOVA of `values` by `groups` (at least two groups)."""
     y = np.asarray(values, dtype=float)
-    g = pd.Series(np.asarray(groups, dtype=object))
-    frame = pd.DataFrame({"y": y, "g": g})
-    agg = frame.groupby("g", sort=True)["y"].agg(["count", "mean"])
-    k, n = len(agg), len(y)
+    codes, _ = pd.factorize(np.asarray(groups, dtype=object))
+    counts = np.bincount(codes)
+    means = np.bincount(codes, weights=y) / counts
+    k, n = len(counts), len(y)
     if k < 2:
         raise AnalysisError(f"ANOVA: {k} group(s); need at least two groups to compare")
     if n <= k:
         raise AnalysisError(f"ANOVA: {n} runs in {k} groups; need more runs than groups")
     grand = y.mean()
     ss_total = float(np.sum((y - grand) ** 2))
-    ss_between = float(np.sum(agg["count"] * (agg["mean"] - grand) ** 2))
+    ss_between = float(np.sum(counts * (means - grand) ** 2))
     ss_within = max(ss_total - ss_between, 0.0)
     df_b, df_w = k - 1, n - k
     if ss_total == 0:
