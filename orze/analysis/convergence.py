@@ -116,7 +116,7 @@ def fit_model(model: str, n: np.ndarray, y: np.ndarray, upper: float = math.inf)
     resid = y - fn(n, *popt)
     rss = float(np.sum(resid ** 2))
     tss = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - rss / tss if tss > 0 else None
+    r2 = 1.0 - rss / tss if np.ptp(y) > 0 and tss > 0 else None  # a flat curve has no R^2
     aic = len(y) * math.log(max(rss, 1e-300) / len(y)) + 2 * len(names)
     diag = np.diag(pcov) if pcov is not None else np.full(len(names), np.inf)
     stderr = {k: (float(math.sqrt(v)) if np.isfinite(v) and v >= 0 else None)
@@ -148,6 +148,8 @@ def permutation_null(metric: Sequence[float], permutations: int = 200, seed: int
     r2s = []
     for _ in range(permutations):
         curve = np.maximum.accumulate(rng.permutation(y))[idx]
+        if curve[0] == curve[-1]:
+            continue  # the best came first: a flat curve, R^2 undefined (counted as not fitted)
         fit = fit_model("power", n, curve, upper)
         if fit.ok and fit.r2 is not None:
             r2s.append(fit.r2)

@@ -22,14 +22,15 @@ POOLING_EFFECT = {"attention": 0.01, "mean": 0.0, "max": 0.0, "last": -0.01}
 BASE = 0.72
 
 
-def _config(rng: np.random.Generator, backbone: str, encoder: str, seed: int) -> dict[str, Any]:
+def _config(rng: np.random.Generator, backbone: str, encoder: str, seed: int,
+            lr_spread: float = 1.5) -> dict[str, Any]:
     loss = str(rng.choice(["focal", "bce", "label_smoothing"]))
     cfg: dict[str, Any] = {
         "backbone": backbone, "temporal_encoder": encoder,
         "pooling": str(rng.choice(list(POOLING_EFFECT))), "loss": loss,
         "batch_size": int(rng.choice([16, 32, 64, 128])), "scheduler": str(rng.choice(["cosine", "linear", "step"])),
         "seq_len": int(rng.choice([8, 12, 16, 20, 24])), "epochs": int(rng.choice([5, 10, 15, 20, 30])),
-        "learning_rate": float(f"{10 ** rng.uniform(-5, -2):.6g}"),
+        "learning_rate": float(f"{10 ** np.clip(rng.normal(-3.5, lr_spread), -5, -2):.6g}"),
         "weight_decay": float(f"{10 ** rng.uniform(-6, -0.7):.6g}"),
         "oversample_ratio": 1.0, "mixup_alpha": 0.0, "feature_noise": 0.0,
         "dropout": float(f"{rng.uniform(0, 0.5):.6g}"), "d_model": 64, "num_layers": 2, "num_heads": 4,
@@ -58,7 +59,7 @@ def synthetic_rows(n: int, seed: int = 0, noise: float = 0.01, agents: tuple[str
     for i in range(n):
         agent = agents[i % len(agents)]
         # Exploitation grows with time: the chance of taking the best backbone rises from 1/6.
-        focus = 1.0 - 1.0 / (1.0 + i / max(n / 8, 1))
+        focus = 1.0 - 1.0 / (1.0 + i / max(n / 2, 1))
         if rng.random() < focus:
             backbone = "vjepa2"
         else:
@@ -66,7 +67,8 @@ def synthetic_rows(n: int, seed: int = 0, noise: float = 0.01, agents: tuple[str
             prefer = backbones[:3] if agent == agents[0] else backbones[3:]
             backbone = str(rng.choice(prefer if rng.random() < 1 - focus else backbones))
         encoder = str(rng.choice(encoders))
-        cfg = _config(rng, backbone, encoder, int(rng.integers(0, 1000)))
+        # ... and tunes the learning rate ever closer to its optimum (10^-3.5).
+        cfg = _config(rng, backbone, encoder, int(rng.integers(0, 1000)), lr_spread=1.5 * (1 - focus) + 0.1)
         metric = float(np.clip(true_metric(cfg) + rng.normal(0, noise), 0, 1))
         finished = t0 + 60.0 * i
         rows.append({
