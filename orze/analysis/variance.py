@@ -7,15 +7,15 @@ F distribution. eta^2 is the share of the metric's variance explained by which a
 
 Because campaigns over-sample the winning architecture, a balanced re-subsample draws the same
 number of runs from each group (the smallest group's size) many times and reports the mean eta^2.
-The two-way ANOVA (statsmodels OLS, type II sums of squares) splits the explained variance into the
-backbone, encoder and interaction shares (each SS / SS_total). Within one backbone, the encoder's
+The two-way ANOVA (least squares, sequential sums of squares: backbone, then encoder, then their
+interaction) splits the variance into the backbone, encoder, interaction and residual shares, which
+add to 1 even in unbalanced campaigns with cells never run. Within one backbone, the encoder's
 share is the one-way eta^2 of the encoder among that backbone's runs.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -104,32 +104,49 @@ def balanced_eta2(done: pd.DataFrame, factors: Sequence[str] = ARCH_FACTORS,
             "eta2_hi": float(np.percentile(arr, 97.5))}
 
 
+def _rss_rank(design: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    return float(resid @ resid), int(rank)
+
+
 def two_way(done: pd.DataFrame, a: str = "backbone", b: str = "temporal_encoder",
             min_runs: int = MIN_GROUP_RUNS) -> dict:
-    """Two-way ANOVA with interaction (type II SS): each term's share of SS_total, F and p."""
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
+    """Two-way ANOVA with interaction: each term's share of SS_total, F and p.
 
+    Sequential (type I) sums of squares in the order `a`, `b`, `a:b`: the first factor's share is its
+    own one-way eta^2, the second's is what it adds given the first, the interaction what the cell
+    means add beyond both. The shares plus the residual add to exactly 1 even when the design is
+    unbalanced or some cells were never run (where type II/III sums of squares are ill-defined).
+    Computed by least squares on indicator designs; equal to statsmodels' anova_lm(typ=1)."""
     sub, _ = eligible(done, (a, b), min_runs)
-    data = pd.DataFrame({"y": sub["metric"].to_numpy(float),
-                         "A": sub[a].astype(str).to_numpy(), "B": sub[b].astype(str).to_numpy()})
-    if data["A"].nunique() < 2 or data["B"].nunique() < 2:
+    y = sub["metric"].to_numpy(float)
+    fa = sub[a].astype(str).to_numpy()
+    fb = sub[b].astype(str).to_numpy()
+    if len(set(fa)) < 2 or len(set(fb)) < 2:
         raise AnalysisError(f"two-way ANOVA: need at least two {a} and two {b} values among "
                             f"groups with {min_runs}+ runs")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = smf.ols("y ~ C(A) * C(B)", data=data).fit()
-        table = anova_lm(model, typ=2)
-    ss_total = float(((data["y"] - data["y"].mean()) ** 2).sum())
-    names = {"C(A)": a, "C(B)": b, "C(A):C(B)": f"{a}:{b}", "Residual": "residual"}
-    out = {"runs": int(len(data)), "ss_total": ss_total, "terms": {}}
-    for term, row in table.iterrows():
-        out["terms"][names.get(term, term)] = {
-            "share": float(row["sum_sq"]) / ss_total if ss_total > 0 else None,
-            "df": float(row["df"]),
-            "F": None if pd.isna(row.get("F")) else float(row["F"]),
-            "p": None if pd.isna(row.get("PR(>F)")) else float(row["PR(>F)"]),
-        }
+    ones = np.ones((len(y), 1))
+    da = pd.get_dummies(fa, drop_first=True).to_numpy(float)
+    db = pd.get_dummies(fb, drop_first=True).to_numpy(float)
+    cells = pd.get_dummies(pd.Series(fa) + "\x00" + pd.Series(fb)).to_numpy(float)
+    rss0, r0 = _rss_rank(ones, y)
+    rss_a, ra = _rss_rank(np.hstack([ones, da]), y)
+    rss_ab, rab = _rss_rank(np.hstack([ones, da, db]), y)
+    rss_cell, rc = _rss_rank(cells, y)
+    n = len(y)
+    df_res = n - rc
+    ms_res = rss_cell / df_res if df_res > 0 else math.nan
+    terms = {a: (rss0 - rss_a, ra - r0), b: (rss_a - rss_ab, rab - ra),
+             f"{a}:{b}": (rss_ab - rss_cell, rc - rab)}
+    out = {"runs": int(n), "ss_total": rss0, "order": [a, b, f"{a}:{b}"], "terms": {}}
+    for name, (ss, df) in terms.items():
+        ss = max(ss, 0.0)
+        f = (ss / df) / ms_res if df > 0 and ms_res and ms_res > 0 else None
+        out["terms"][name] = {"share": ss / rss0 if rss0 > 0 else None, "df": float(df), "F": f,
+                              "p": float(stats.f.sf(f, df, df_res)) if f is not None else None}
+    out["terms"]["residual"] = {"share": rss_cell / rss0 if rss0 > 0 else None, "df": float(df_res),
+                                "F": None, "p": None}
     return out
 
 

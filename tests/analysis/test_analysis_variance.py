@@ -68,6 +68,36 @@ def test_two_way_shares_match_hand_computed_balanced_sums_of_squares():
     assert out["terms"]["backbone:temporal_encoder"]["p"] < 0.01
 
 
+def test_two_way_agrees_with_statsmodels_on_an_unbalanced_full_design():
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    df = _frame(interaction=0.03, seed=5)
+    df = pd.concat([df, df[df.backbone == "vjepa2"].iloc[:13]])  # unbalanced, every cell present
+    ref = anova_lm(smf.ols("metric ~ C(backbone) * C(temporal_encoder)", data=df).fit(), typ=1)
+    out = two_way(df)
+    total = ref["sum_sq"].sum()
+    for term, key in (("C(backbone)", "backbone"), ("C(temporal_encoder)", "temporal_encoder"),
+                      ("C(backbone):C(temporal_encoder)", "backbone:temporal_encoder"), ("Residual", "residual")):
+        assert out["terms"][key]["share"] == pytest.approx(ref.loc[term, "sum_sq"] / total, rel=1e-6)
+        assert out["terms"][key]["df"] == ref.loc[term, "df"]
+        if key != "residual":
+            assert out["terms"][key]["F"] == pytest.approx(ref.loc[term, "F"], rel=1e-6)
+            assert out["terms"][key]["p"] == pytest.approx(ref.loc[term, "PR(>F)"], rel=1e-5, abs=1e-300)
+
+
+def test_two_way_shares_stay_a_partition_when_unbalanced_with_an_empty_cell():
+    df = _frame(n_per=15)
+    df = df[~((df.backbone == "siglip2") & (df.temporal_encoder == "retnet"))]  # never run
+    df = pd.concat([df, df[df.backbone == "vjepa2"]])  # over-sampled winner
+    out = two_way(df)
+    shares = [t["share"] for t in out["terms"].values()]
+    assert all(0 <= s <= 1 for s in shares)
+    assert sum(shares) == pytest.approx(1.0, abs=1e-9)
+    # the first factor's share is its own one-way eta^2
+    assert out["terms"]["backbone"]["share"] == pytest.approx(one_way(df.metric, df.backbone)["eta2"])
+
+
 def test_groups_below_min_runs_are_excluded_and_balanced_equals_full_when_balanced():
     df = _frame(n_per=12)
     small = pd.DataFrame({"backbone": ["convnext"] * 5, "temporal_encoder": ["xlstm"] * 5, "metric": [0.0] * 5})
