@@ -8,5 +8,6 @@ validation `metric` count, and `test_metric` is never read by anything that sele
 """
 
 from orze.analysis.frame import AnalysisError, done_runs, load_frame, restrict
+from orze.analysis.noise import replicate_stats, replicate_summary
 
-__all__ = ["AnalysisError", "done_runs", "load_frame", "restrict"]
+__all__ = ["AnalysisError", "done_runs", "load_frame", "restrict", "replicate_summary", "replicate_stats"]

@@ -44,6 +44,11 @@ def _f(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _p(v: Any) -> str:
+    """A p-value; one that underflowed to 0 is shown as a bound, not as a certainty."""
+    return "<1e-300" if v == 0 else _f(v)
+
+
 def _run_analysis(root, after, since, window, seed, permutations, replays, tpe_trials,
                   entropy_window, min_group_runs) -> Analysis:
     layout = layout_for(root)
@@ -86,7 +91,7 @@ def _print(a: Analysis) -> None:
     if "error" in ow:
         t.add_row("one-way backbone×encoder", ow["error"], "", "", "")
     else:
-        t.add_row("one-way backbone×encoder", _f(ow["eta2"]), _f(ow["F"], 2), _f(ow["p"]), f"{ow['runs']} / {ow['groups']}")
+        t.add_row("one-way backbone×encoder", _f(ow["eta2"]), _f(ow["F"], 2), _p(ow["p"]), f"{ow['runs']} / {ow['groups']}")
     bal = var["balanced"]
     if "error" not in bal:
         t.add_row(f"balanced ({bal['per_group']} per group)", f"{_f(bal['eta2_mean'])} "
@@ -96,9 +101,9 @@ def _print(a: Analysis) -> None:
         t.add_row("two-way backbone, encoder", tw["error"], "", "", "")
     else:
         for term, v in tw["terms"].items():
-            t.add_row(f"two-way: {term}", _f(v["share"]), _f(v["F"], 2), _f(v["p"]), str(tw["runs"]))
+            t.add_row(f"two-way: {term}", _f(v["share"]), _f(v["F"], 2), _p(v["p"]), str(tw["runs"]))
     for b, v in (var["within_backbone"] if "error" not in var["within_backbone"] else {}).items():
-        t.add_row(f"encoder within {b}", _f(v["eta2"]), _f(v["F"], 2), _f(v["p"]), f"{v['runs']} / {v['groups']}")
+        t.add_row(f"encoder within {b}", _f(v["eta2"]), _f(v["F"], 2), _p(v["p"]), f"{v['runs']} / {v['groups']}")
     console.print(t)
     t = Table(title="Exploration")
     for c in ("measure", "min", "max", "last"):
