@@ -48,7 +48,7 @@ def entropy_bits(counts: Sequence[float]) -> float:
     if total <= 0:
         return 0.0
     p = c[c > 0] / total
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no '-0.0' for a single cell
 
 
 def jsd_bits(distributions: Sequence[Sequence[float]]) -> float:

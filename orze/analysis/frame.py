@@ -21,8 +21,22 @@ class AnalysisError(ValueError):
     """The data cannot support the requested analysis; the message says why and what would."""
 
 
-# Columns of a frame that are not configuration dimensions.
-NON_CONFIG = frozenset(ROW_KEYS) | {"seq"}
+# Columns of a frame that are not configuration dimensions: the row schema, and fields the daemon
+# records beside it (history, resources, near-duplicate flags). Only a fallback: frames made by
+# `frame_from_rows` know their config columns exactly (attrs["config_columns"]).
+NON_CONFIG = frozenset(ROW_KEYS) | {"seq", "history", "near_duplicate_of", "peak_memory_mb",
+                                    "seconds_per_epoch", "startup_s"}
+CONFIG_ATTR = "config_columns"
+
+
+def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """rows_to_frame, remembering which columns came from the rows' `config` mappings."""
+    frame = rows_to_frame(rows)
+    keys: set[str] = set()
+    for r in rows:
+        keys.update((r.get("config") or {}).keys())
+    frame.attrs[CONFIG_ATTR] = sorted(keys)
+    return frame
 
 
 def load_frame(layout: Layout) -> pd.DataFrame:
@@ -31,7 +45,7 @@ def load_frame(layout: Layout) -> pd.DataFrame:
     if not rows:
         raise AnalysisError(f"{layout.leaderboard}: no finished experiments yet (the leaderboard is "
                             "empty or missing); run some experiments first")
-    return rows_to_frame(rows)
+    return frame_from_rows(rows)
 
 
 def done_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,6 +55,7 @@ def done_runs(frame: pd.DataFrame) -> pd.DataFrame:
     metric = pd.to_numeric(frame["metric"], errors="coerce")
     keep = (frame["status"] == RANKED_STATUS) & np.isfinite(metric)
     out = frame.loc[keep].copy()
+    out.attrs = dict(frame.attrs)
     out["metric"] = metric[keep].astype(float)
     if "seq" not in out:
         out["seq"] = np.arange(len(out))
@@ -82,7 +97,10 @@ def restrict(done: pd.DataFrame, *, after: str | None = None, since: float | Non
 
 def config_columns(frame: pd.DataFrame, dims: Any = None) -> list[str]:
     """The configuration-dimension columns: the space's dimensions present in the frame when
-    given, else every column that is not a leaderboard field."""
+    given, else the config keys recorded by `frame_from_rows`, else every column that is not a
+    known leaderboard field."""
+    if dims is None:
+        dims = frame.attrs.get(CONFIG_ATTR)
     if dims is not None:
         return [d for d in dims if d in frame.columns]
     return [c for c in frame.columns if c not in NON_CONFIG]

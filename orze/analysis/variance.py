@@ -71,7 +71,7 @@ def architecture_anova(done: pd.DataFrame, factors: Sequence[str] = ARCH_FACTORS
     sub, labels = eligible(done, factors, min_runs)
     if labels.nunique() < 2:
         raise AnalysisError(
-            f"ANOVA: {labels.nunique()} {'x'.join(factors)} group(s) have at least {min_runs} runs; "
+            f"ANOVA: {labels.nunique()} {' × '.join(factors)} group(s) have at least {min_runs} runs; "
             "need two or more (run more experiments per architecture)")
     out = one_way(sub["metric"].to_numpy(), labels.to_numpy())
     out["factors"] = list(factors)

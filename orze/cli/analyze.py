@@ -70,7 +70,7 @@ def _print(a: Analysis) -> None:
                   f"best {sel['metric_name']} [bold]{_f(sel['best'])}[/] ({sel['best_id']})")
     conv = s["convergence"]
     if "error" in conv:
-        console.print(f"[yellow]convergence:[/] {conv['error']}")
+        console.print(f"[yellow]{conv['error']}[/]")
     else:
         t = Table(title="Convergence of the best so far")
         for c in ("model", "parameters ± s.e.", "R²", "AIC"):
@@ -126,7 +126,7 @@ def _print(a: Analysis) -> None:
     console.print(t)
     bl = s["baselines"]
     if "error" in bl:
-        console.print(f"[yellow]baselines:[/] {bl['error']}")
+        console.print(f"[yellow]{bl['error']}[/]")
     else:
         t = Table(title=f"Policies on the same pool (random: {bl['permutations']} orders; TPE: {bl['tpe_trials']} trials)")
         cols = [k for k in bl["table"][0] if k not in ("policy", "runs")]

@@ -42,6 +42,16 @@ def test_replicates_group_by_config_without_seed_and_only_done_runs_count():
     assert stats["r2"]["n"] == 3 and "r5" not in stats and "r6" not in stats
 
 
+def test_replicates_ignore_per_run_fields_the_daemon_records():
+    rows = [dict(_row(i, 0.6 + 0.01 * i, {"backbone": "vjepa2", "seed": i}), history=[{"epoch": 1, "loss": i}],
+                 peak_memory_mb=100.0 + i, seconds_per_epoch=1.0 + i, startup_s=float(i), extra_field=i)
+            for i in range(3)]
+    from orze.analysis.frame import frame_from_rows
+    s = replicate_summary(frame_from_rows(rows))
+    assert len(s) == 1 and s.iloc[0]["n"] == 3  # extra_field is not config: frame_from_rows knows
+    assert len(replicate_summary(rows_to_frame(rows), dims=["backbone", "seed"])) == 1
+
+
 def test_pooled_std_and_within_noise_flag():
     s = replicate_summary(_frame())
     expected = np.sqrt((2 * np.var([0.70, 0.72, 0.66], ddof=1) + 1 * np.var([0.50, 0.52], ddof=1)) / 3)
