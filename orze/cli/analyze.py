@@ -162,13 +162,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
         after: Optional[str] = typer.Option(None, "--after", help="Only runs completed after this run id."),
         since: Optional[str] = typer.Option(None, "--since", help="Only runs finished at/after this ISO time."),
-        window: Optional[int] = typer.Option(None, "--window", help="Only the last N finished runs."),
+        window: Optional[int] = typer.Option(None, "--window", min=1, help="Only the last N finished runs."),
         seed: int = typer.Option(0, "--seed", help="Seed for permutations, re-subsamples and TPE."),
-        permutations: int = typer.Option(200, "--permutations", help="Random orders for the R² null."),
-        replays: int = typer.Option(1000, "--replays", help="Random orders for the random-search replay."),
-        tpe_trials: int = typer.Option(500, "--tpe-trials", help="TPE replay length (0 turns it off)."),
-        entropy_window: int = typer.Option(100, "--entropy-window", help="Runs per entropy/JSD window."),
-        min_group_runs: int = typer.Option(10, "--min-group-runs", help="Runs an architecture group needs for ANOVA."),
+        permutations: int = typer.Option(200, "--permutations", min=0, help="Random orders for the R² null."),
+        replays: int = typer.Option(1000, "--replays", min=1, help="Random orders for the random-search replay."),
+        tpe_trials: int = typer.Option(500, "--tpe-trials", min=0, help="TPE replay length (0 turns it off)."),
+        entropy_window: int = typer.Option(100, "--entropy-window", min=2, help="Runs per entropy/JSD window."),
+        min_group_runs: int = typer.Option(10, "--min-group-runs", min=2, help="Runs an architecture group needs for ANOVA."),
     ) -> None:
         """Convergence, variance decomposition, exploration, baselines and noise floor of the campaign."""
         if since and window:
@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for index.html (default runs/report)."),
         after: Optional[str] = typer.Option(None, "--after", help="Only runs completed after this run id."),
         seed: int = typer.Option(0, "--seed"),
-        tpe_trials: int = typer.Option(500, "--tpe-trials", help="TPE replay length (0 turns it off)."),
+        tpe_trials: int = typer.Option(500, "--tpe-trials", min=0, help="TPE replay length (0 turns it off)."),
     ) -> None:
         """Write the self-contained HTML report (plots embedded) and print its path."""
         from orze.analysis.report import write_report
