@@ -104,8 +104,14 @@ def plot_boxes(done: pd.DataFrame) -> str | None:
     groups = done.groupby(labels)["metric"]
     order = groups.median().sort_values(ascending=False).index[:MAX_BOXES]
     fig, ax = plt.subplots(figsize=(9, max(3, 0.32 * len(order) + 1)))
-    ax.boxplot([groups.get_group(g).to_numpy() for g in order][::-1], orientation="horizontal",
-               tick_labels=[f"{g} (n={len(groups.get_group(g))})" for g in order][::-1])
+    import matplotlib
+
+    # matplotlib renamed these keywords (3.9: tick_labels, 3.10: orientation); support both.
+    version = tuple(int(x) for x in matplotlib.__version__.split(".")[:2] if x.isdigit())
+    kw = {"orientation": "horizontal"} if version >= (3, 10) else {"vert": False}
+    kw["tick_labels" if version >= (3, 9) else "labels"] = [
+        f"{g} (n={len(groups.get_group(g))})" for g in order][::-1]
+    ax.boxplot([groups.get_group(g).to_numpy() for g in order][::-1], **kw)
     ax.set_xlabel("metric")
     ax.set_title("Metric per architecture (" + " × ".join(cols) + ")")
     return _png(fig)
