@@ -105,7 +105,8 @@ def test_replicate_submits_checked_ideas_with_new_seeds(campaign):
         assert idea["source"] == "replicate"
         original = by_id[idea["parent"]]["config"]
         assert idea["seed"] != original["seed"]
-        assert {k: v for k, v in check.config.items() if k != "seed"} == \
+        # the same experiment but for the seed (a dimension added to the space since takes its default)
+        assert {k: check.config[k] for k in original if k != "seed"} == \
                {k: v for k, v in original.items() if k != "seed"}
     bad = orze("replicate", "--top", "0", "--seeds", "2", root=root)
     assert bad.returncode != 0 and "at least 1" in bad.stderr
