@@ -30,7 +30,7 @@ def campaign(tmp_path_factory):
     layout = Layout.at(root)
     (root / "configs").mkdir()
     shutil.copy(REPO / "configs" / "space.yaml", layout.space_config)
-    rows = synthetic_rows(150, seed=7)
+    rows = synthetic_rows(150, seed=7, space=load_space(layout.space_config))
     rows.append(dict(rows[0], id="bad-1", status="failed", metric=None))
     write_leaderboard(layout.leaderboard, rows)
     return root, rows
