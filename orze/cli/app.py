@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "space",
     "demo",
     "features",
+    "analyze",
 ]
 
 for _name in COMMAND_MODULES:
