@@ -94,6 +94,26 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def replicate_info(layout, rows: list[dict]) -> tuple[dict[str, dict], dict | None]:
+    """Mean ± std per replicated configuration (seed ignored) and whether the current best lies
+    within the noise of the previous best; empty without replicated runs."""
+    if not rows:
+        return {}, None
+    from orze.analysis.frame import frame_from_rows
+    from orze.analysis.noise import noise_floor, replicate_stats
+    from orze.space import SpaceError, load_space
+
+    try:
+        dims = list(load_space(layout.space_config).dimensions)
+    except SpaceError:
+        dims = None
+    frame = frame_from_rows(rows)
+    stats = replicate_stats(frame, dims)
+    if not stats:
+        return {}, None
+    return stats, noise_floor(frame, dims)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("leaderboard")
     def leaderboard_cmd(
@@ -114,7 +134,12 @@ def register(app: typer.Typer) -> None:
             conditions = parse_where(where)
         except ValueError as e:
             raise fail(str(e))
-        rows = select_rows(read_rows(layout.leaderboard), show_all, conditions, None if show_all else top)
+        all_rows = read_rows(layout.leaderboard)
+        rows = select_rows(all_rows, show_all, conditions, None if show_all else top)
+        stats, noise = replicate_info(layout, all_rows)
+        for r in rows:
+            if r["id"] in stats:
+                r["replicates"] = stats[r["id"]]
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=1, default=str) + "\n")
             return
@@ -133,7 +158,8 @@ def register(app: typer.Typer) -> None:
         metric_name = rows[0].get("metric_name") or "val_ap"
         table = Table(title=f"Leaderboard ({metric_name}; the test metric is never used for ranking)")
         cols = ["#", "id", metric_name, "test", "backbone", "encoder", "pooling", "loss", "lr", "bs",
-                "seq", "ep", "agent", "source", "time"] + (["status / reason"] if show_all else [])
+                "seq", "ep", "agent", "source", "time"] + (["mean ± std (n)"] if stats else []) \
+            + (["status / reason"] if show_all else [])
         for c in cols:
             table.add_column(c, overflow="fold")
         for r in rows:
@@ -142,7 +168,15 @@ def register(app: typer.Typer) -> None:
                      _fmt(f["temporal_encoder"]), _fmt(f["pooling"]), _fmt(f["loss"]),
                      _fmt(f["learning_rate"]), _fmt(f["batch_size"]), _fmt(f["seq_len"]), _fmt(f["epochs"]),
                      _fmt(f["agent"]), _fmt(f["source"]), f"{f['duration_s']:.0f}s" if f["duration_s"] else ""]
+            if stats:
+                rep = r.get("replicates")
+                cells.append(f"{rep['mean']:.4f} ± {rep['std']:.4f} ({rep['n']})" if rep else "")
             if show_all:
                 cells.append(r.get("status", "") + (": " + f["error"] if f["error"] else ""))
             table.add_row(*cells)
         console.print(table)
+        if noise and noise.get("current_best_within_noise"):
+            console.print(f"[yellow]note:[/] the current best improves on the previous best by less than "
+                          f"the noise threshold ({noise['threshold']:.4f} = 1.96·√2·σ, σ = {noise['sigma']:.4f} "
+                          f"pooled over {noise['replicated_configs']} replicated configurations); "
+                          f"it may not be real (`orze replicate` adds seeds)")

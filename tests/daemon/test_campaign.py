@@ -186,3 +186,16 @@ def test_restart_recovers_own_claims(tmp_path):
     run_orze("run", "--until-idle", "--quiet", "--node", "n1", root=layout.root)
     (row,) = read_rows(layout.leaderboard)
     assert row["status"] == "done" and row["config"]["seed"] == 9
+
+
+def test_leaderboard_shows_replicate_mean_and_std(tmp_path):
+    layout = custom_dir(tmp_path, "honest")
+    ideas = [{"seed": s, "pooling": "mean"} for s in (1, 2, 3)] + [{"seed": 4}]
+    run_orze("submit", str(write_ideas(tmp_path / "i.yaml", ideas)), root=layout.root)
+    run_orze("run", "--until-idle", "--quiet", root=layout.root)
+    board = json.loads(run_orze("leaderboard", "--json", root=layout.root).stdout)
+    reps = {r["config"]["seed"]: r.get("replicates") for r in board}
+    assert reps[4] is None
+    # The custom worker's metric is 0.5 + seed/100: seeds 1..3 → mean 0.52, std 0.01.
+    assert reps[1]["n"] == 3 and abs(reps[1]["mean"] - 0.52) < 1e-9 and abs(reps[1]["std"] - 0.01) < 1e-9
+    assert "mean ± std (n)" in run_orze("leaderboard", root=layout.root).stdout
