@@ -24,6 +24,7 @@ def _root() -> None:
 # Each entry is a module under orze.cli with a `register(app)` function.
 COMMAND_MODULES = [
     "space",
+    "agent",
 ]
 
 for _name in COMMAND_MODULES:
