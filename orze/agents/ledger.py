@@ -25,15 +25,20 @@ from orze.layout import Layout
 
 LEDGER = "ledger.jsonl"
 
-# USD per million tokens (input, output). Prefix match on the model name; longest prefix wins.
+# USD per million tokens (input, output), list prices at the time of writing. Prefix match on the
+# model name, longest prefix wins, so a new dated or minor version inherits its family's price.
+# Override per agent with options.price_in_per_mtok / price_out_per_mtok when a price changes.
 PRICES: dict[str, tuple[float, float]] = {
-    "claude-opus-4": (15.0, 75.0),
-    "claude-sonnet-4": (3.0, 15.0),
+    "claude-opus-4-0": (15.0, 75.0),
+    "claude-opus-4-1": (15.0, 75.0),
+    "claude-opus-4-2025": (15.0, 75.0),
+    "claude-opus-": (5.0, 25.0),
+    "claude-sonnet-": (3.0, 15.0),
     "claude-3-7-sonnet": (3.0, 15.0),
-    "claude-3-5-sonnet": (3.0, 15.0),
-    "claude-haiku-4": (1.0, 5.0),
+    "claude-haiku-": (1.0, 5.0),
     "claude-3-5-haiku": (0.8, 4.0),
     "gemini-2.5-pro": (1.25, 10.0),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
     "gemini-2.5-flash": (0.30, 2.50),
     "gemini-2.0-flash": (0.10, 0.40),
 }

@@ -192,6 +192,7 @@ def enforce(rules: Rules, configs: list[dict[str, Any] | None],
         live = keep
 
     if leader:
+        # Both budgets are judged on the same batch so that a repair request lists every broken rule.
         for dim, need, rule in (("backbone", rules.min_other_backbone, "min_other_backbone"),
                                 ("temporal_encoder", rules.min_other_encoder, "min_other_encoder")):
             if not need or dim not in leader:
@@ -205,7 +206,6 @@ def enforce(rules: Rules, configs: list[dict[str, Any] | None],
                 verdict.add(i, f"rules.{rule}: each batch needs at least {need} idea(s) with a "
                                f"{dim} other than the leader's ({_label(lead)}); this batch has "
                                f"{len(others)}")
-            live = sorted(others + crowd)
     return verdict
 
 

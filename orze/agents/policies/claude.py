@@ -7,12 +7,14 @@ ANTHROPIC_BASE_URL handling. The SDK's retries are off (`max_retries=0`): retrie
 
 from __future__ import annotations
 
+import inspect
+
 from orze.agents.keys import require_key
 from orze.agents.policies.llm import Completion, LLMPolicy
 from orze.agents.spec import AgentSpec
 from orze.layout import Layout
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 
 
 class AnthropicClient:
@@ -22,11 +24,16 @@ class AnthropicClient:
         self.model = model
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                            timeout=timeout_s)
+        # Recent SDKs dropped `temperature` from messages.create (current models fix sampling);
+        # older ones accept it. Send it only where the installed SDK takes it.
+        self._takes_temperature = "temperature" in inspect.signature(
+            self._client.messages.create).parameters
 
     def complete(self, system: str, messages: list[dict[str, str]], temperature: float,
                  max_tokens: int) -> Completion:
+        extra = {"temperature": temperature} if self._takes_temperature else {}
         resp = self._client.messages.create(model=self.model, system=system, messages=messages,
-                                            temperature=temperature, max_tokens=max_tokens)
+                                            max_tokens=max_tokens, **extra)
         text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
         usage = resp.usage
         return Completion(text, int(usage.input_tokens or 0), int(usage.output_tokens or 0))
