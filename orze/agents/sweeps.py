@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orze.layout import Layout
 from orze.space import Space, check_idea, fingerprint
+from orze.store.atomic import atomic_write_json
 from orze.store.inbox import submit_ideas
 from orze.store.leaderboard import iter_rows, ranked
 
@@ -167,7 +168,7 @@ class SweepRunner:
             marker = self.dir / f"{base['id']}.json"
             if marker.exists():
                 continue
-            room = self.cfg.max_total - self._total() - len(submitted)
+            room = self.cfg.max_total - self._total()  # markers already count this tick's bases
             if room <= 0:
                 break
             if not self._claim(str(base["id"])):
@@ -175,6 +176,6 @@ class SweepRunner:
             ideas = expand(base, self.space, self.cfg, limit=room)
             if ideas:
                 submit_ideas(self.layout, ideas, origin="sweep")
-            marker.write_text(json.dumps({"base": base["id"], "count": len(ideas), "t": now}))
+            atomic_write_json(marker, {"base": base["id"], "count": len(ideas), "t": now})
             submitted.extend(ideas)
         return submitted
