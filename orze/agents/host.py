@@ -221,6 +221,7 @@ class AgentHost:
         d.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ if self.env is None else self.env)
         env[LEASE_ENV] = slot.token or ""
+        env.setdefault("COLUMNS", "200")  # rich wraps at 80 columns without a terminal
         if slot.log is None or slot.log.closed:
             slot.log = open(d / LOG, "ab")
         cmd = [self.python, "-m", "orze", "agent", name, "--root", str(self.layout.root)]
@@ -249,7 +250,8 @@ class AgentHost:
                 f.seek(0, 2)
                 f.seek(max(0, f.tell() - 400))
                 lines = f.read().decode("utf-8", "replace").strip().splitlines()
-            return lines[-1][-300:] if lines else ""
+            # the last few lines, joined: rich may wrap one message over several
+            return " ".join(ln.strip() for ln in lines[-4:])[-400:] if lines else ""
         except OSError:
             return ""
 
