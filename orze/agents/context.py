@@ -153,8 +153,10 @@ def top_rows(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     return heapq.nsmallest(k, ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
 
 
-def render_leaderboard(rows: list[dict[str, Any]], k: int, metric_name: str) -> str:
-    best = top_rows(rows, k)
+def render_leaderboard(rows: list[dict[str, Any]], k: int, metric_name: str,
+                       best: list[dict[str, Any]] | None = None, done: int | None = None) -> str:
+    """The top k rows as a Markdown table; `best`/`done` may be passed in precomputed."""
+    best = (best if best is not None else top_rows(rows, k))[:k]
     if not best:
         return "(no finished experiments yet)"
     head = ["rank", metric_name, "id", "backbone", "encoder", "loss"] + list(KEY_DIMS)
@@ -169,7 +171,8 @@ def render_leaderboard(rows: list[dict[str, Any]], k: int, metric_name: str) -> 
         cells = [str(i), f"{float(r['metric']):.4f}", str(r.get("id")), _label(c.get("backbone")),
                  _label(c.get("temporal_encoder")), loss] + [_label(c.get(d)) for d in KEY_DIMS]
         lines.append("| " + " | ".join(cells) + " |")
-    done = sum(1 for r in rows if r.get("status") == "done")
+    if done is None:
+        done = sum(1 for r in rows if r.get("status") == "done")
     if done > len(best):
         lines.append(f"(top {len(best)} of {done} finished experiments)")
     return "\n".join(lines)
@@ -254,18 +257,21 @@ def render_prompt(template: str, history: History, *, agent: str, n: int,
                    f"{_label(lc.get('backbone'))}, temporal_encoder={_label(lc.get('temporal_encoder'))}"
                    if leader else "(none yet)"),
     }
+    best = top_rows(history.rows, 20)  # computed once: the shrink steps only slice it
+    done = sum(1 for r in history.rows if r.get("status") == "done")
     level: dict[str, Any] = {"leaderboard": 20, "recent": 12, "failures": 10, "space": 0, "rules": None}
 
     def build() -> str:
         sections = {
-            "leaderboard": render_leaderboard(history.rows, level["leaderboard"], history.metric_name),
+            "leaderboard": render_leaderboard(history.rows, level["leaderboard"], history.metric_name,
+                                              best, done),
             "recent": render_recent(history.rows, history.pending, recent_window, level["recent"]),
             "failures": render_failures(history.failures, level["failures"]),
             "space": render_space(history.space, compact=bool(level["space"])),
             "rules": _cut(history.rules_text, level["rules"]),
             **fixed,
         }
-        if level["leaderboard"] < 20 and any(r.get("status") == "done" for r in history.rows):
+        if level["leaderboard"] < 20 and done:
             sections["leaderboard"] += f"\n(leaderboard shortened to the top {level['leaderboard']} to fit the token budget)"
         if level["recent"] < 12:
             sections["recent"] += "\n(frequencies shortened to fit the token budget)"

@@ -208,6 +208,9 @@ class AgentLoop:
                 try:
                     raws = self._stamp(list(self.policy.repair(errors)))
                     judged = judge(space, rules, raws, history)
+                    still = list(getattr(self.policy, "parse_errors", []) or [])
+                    if still:  # an unreadable repair reply: nothing to judge, say why
+                        report.detail = "repair reply: " + "; ".join(still)
                     report.proposed += len(raws)
                     self._reject([j for j in first if not j.ok], "replaced in repair round")
                 except ProviderError as e:

@@ -121,6 +121,7 @@ class SweepRunner:
     """Called from the daemon's loop (via AgentHost.tick); cheap when nothing changed."""
 
     def __init__(self, layout: Layout, cfg: SweepConfig, space: Space):
+        cfg.check_against(space)  # a rule naming an unknown dimension is a config error, at start
         self.layout = layout
         self.cfg = cfg
         self.space = space

@@ -198,3 +198,15 @@ def test_redact_masks_keys(monkeypatch):
     text = f"failed with key {SECRET}; headers x-api-key: sk-other-1234567890abc"
     out = redact(text)
     assert SECRET not in out and "sk-other-1234567890abc" not in out and "<GOOGLE_API_KEY>" in out
+
+
+def test_anthropic_base_url_from_environment(layout, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    with ScriptedServer("anthropic", [("text", GOOD)]) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        spec = AgentSpec(name="c", policy="claude", ideas_per_cycle=2, queue_limit=10,
+                         options={"backoff_s": 0.01})
+        loop = AgentLoop(layout, spec, make_policy(spec, layout), log=lambda m: None)
+        assert loop.run_cycle().submitted == 2
+    assert server.requests[0]["path"] == "/v1/messages"
+    assert server.requests[0]["json"]["model"] == "claude-sonnet-4-6"
