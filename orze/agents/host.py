@@ -99,6 +99,26 @@ def try_acquire(path: Path, owner: dict[str, Any], lease_s: float) -> bool:
     return False
 
 
+def read_states(layout: Layout) -> dict[str, dict[str, Any]]:
+    """Every agent's last known host state (runs/agents/<name>/state.json) with its lease holder,
+    for `orze status`."""
+    out: dict[str, dict[str, Any]] = {}
+    if not layout.agents.is_dir():
+        return out
+    for d in sorted(layout.agents.iterdir()):
+        state = d / STATE
+        if d.name.startswith("_") or not state.is_file():
+            continue
+        try:
+            obj = json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        lease = read_lease(d / LEASE)
+        obj["lease_node"] = lease.get("node") if lease else None
+        out[d.name] = obj
+    return out
+
+
 def holds(path: Path, token: str) -> bool:
     lease = read_lease(path)
     return bool(lease) and lease.get("token") == token
@@ -213,7 +233,17 @@ class AgentHost:
             slot.status, slot.detail = "waiting", f"exited with {rc}; restart {slot.restarts} pending. {tail}"
             self._write_state(slot)
         if now >= slot.next_start:
-            self._start(slot)
+            try:
+                self._start(slot)
+            except OSError as e:  # e.g. the interpreter vanished: counts as a failed start
+                slot.proc = None
+                if slot.restarts >= self.max_restarts:
+                    slot.status, slot.detail = "failed", f"could not start: {e}; giving up"
+                else:
+                    slot.restarts += 1
+                    slot.next_start = now + self.restart_backoff_s * (2 ** (slot.restarts - 1))
+                    slot.status, slot.detail = "waiting", f"could not start: {e}"
+                self._write_state(slot)
 
     def _start(self, slot: _Slot) -> None:
         name = slot.spec.name

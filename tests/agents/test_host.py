@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from orze.agents.host import AgentHost, lease_path, read_lease
-from orze.agents.spec import AgentSpec
 
 from .conftest import REPO
 
@@ -147,3 +146,17 @@ def test_two_agents_reach_the_queue_each_attributed(layout, env):
     assert len(by_agent["explorer"]) == 6 and len(by_agent["tuner"]) == 6
     assert {i["source"] for i in by_agent["explorer"]} == {"random"}
     assert {i["source"] for i in by_agent["tuner"]} == {"tpe"}
+
+
+def test_unstartable_agent_is_bounded_and_state_is_readable(layout, env, tmp_path):
+    from orze.agents.host import read_states
+    layout.project_config.write_text(PROJECT)
+    rnd = [s for s in specs(layout) if s.name == "rnd"]
+    host = AgentHost(layout, "node-a", rnd, lease_s=30, env=env, python=str(tmp_path / "no-python"),
+                     max_restarts=2, restart_backoff_s=0.01)
+    assert wait_for(lambda: host.slots["rnd"].status == "failed", tick=host.tick, timeout=10)
+    states = read_states(layout)
+    assert states["rnd"]["status"] == "failed" and "could not start" in states["rnd"]["detail"]
+    assert states["rnd"]["lease_node"] == "node-a"
+    host.stop()
+    assert read_states(layout)["rnd"]["lease_node"] is None

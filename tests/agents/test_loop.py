@@ -3,6 +3,7 @@ import json
 import yaml
 
 from orze.agents import ledger
+from orze.agents.context import read_history
 from orze.agents.loop import AgentLoop
 from orze.agents.policies import make_policy
 from orze.agents.spec import AgentSpec
@@ -59,7 +60,7 @@ def test_rules_are_reread_every_cycle_and_rejections_recorded(layout):
 
 def test_duplicates_of_finished_runs_are_rejected(layout, space):
     loop = loop_for(layout, queue_limit=100, ideas_per_cycle=2, seed=4)
-    ideas = loop.policy.propose(__import__("orze.agents.context", fromlist=["x"]).read_history(layout, space), 2)
+    ideas = loop.policy.propose(read_history(layout, space), 2)
     for i, idea in enumerate(ideas):
         append_row(layout, make_row(i, 0.5, idea))
     fresh = loop_for(layout, queue_limit=100, ideas_per_cycle=2, seed=4)
