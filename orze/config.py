@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orze.agents.spec import AgentSpec
+from orze.agents.sweeps import SweepConfig
 from orze.layout import Layout
 
 
@@ -62,6 +63,7 @@ class ProjectConfig(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     agents: list[AgentSpec] = Field(default_factory=list)
+    sweeps: SweepConfig = Field(default_factory=SweepConfig)
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
 
 

@@ -2,7 +2,9 @@
 
 A policy sees a `History` (plain data read from the research directory) and returns raw idea
 mappings. Everything it returns goes through the same validation as a human's submission, so a
-policy can never bypass the space's rules.
+policy can never bypass the space's rules. A policy that can revise a batch (the LLM policies)
+also implements `repair(feedback)`: given the quoted errors of its last batch it returns a
+complete revised batch; the loop allows one such round per cycle.
 """
 
 from __future__ import annotations
@@ -20,11 +22,27 @@ class History:
     pending: list[dict[str, Any]] = field(default_factory=list)    # queued/running canonical configs
     failures: list[dict[str, Any]] = field(default_factory=list)   # recent failed/misconfigured rows
     rules: dict[str, Any] = field(default_factory=dict)            # prompts/rules.md front matter
-    rules_text: str = ""
+    rules_text: str = ""                                           # rules rendered for the prompt
+    metric_name: str = "val_ap"
+
+    def ranked(self) -> list[dict[str, Any]]:
+        from orze.store.leaderboard import ranked
+        return ranked(self.rows)
+
+    def leader(self) -> dict[str, Any] | None:
+        """The best finished run's row (validation metric only), or None before the first."""
+        best = None
+        for r in self.rows:
+            if r.get("status") != "done" or not isinstance(r.get("metric"), (int, float)):
+                continue
+            if best is None or (float(r["metric"]), str(best["id"])) > (float(best["metric"]), str(r["id"])):
+                best = r
+        return best
 
 
 class Policy(Protocol):
     name: str
+    source: str  # the META `source` its ideas carry: llm | tpe | random | sweep
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
         ...

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "demo",
     "features",
     "analyze",
+    "agent",
 ]
 
 for _name in COMMAND_MODULES:

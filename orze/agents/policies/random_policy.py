@@ -35,6 +35,7 @@ def sample_config(space: Space, rng: random.Random) -> dict[str, Any]:
 
 class RandomPolicy:
     name = "random"
+    source = "random"
 
     def __init__(self, seed: int = 0, max_tries: int = 100):
         self.rng = random.Random(seed)

@@ -1,0 +1,295 @@
+"""Keeping each configured agent alive exactly once across all nodes (`orze run` calls `tick`).
+
+Every node's daemon owns an `AgentHost(layout, node_id, specs)` and calls `.tick()` each loop
+(non-blocking) and `.stop()` on shutdown. For each enabled agent:
+
+  - The lease is runs/agents/<name>/lease, created with O_CREAT|O_EXCL (atomic on NFSv3+ and
+    Lustre) holding {node, pid, token}. Exactly one node creates it; that node runs the agent.
+  - The holder renews the lease by touching its mtime every lease_s/4 and re-reads it: if the
+    token is no longer its own (another node broke it while this one was stalled), it stops its
+    copy of the agent at once.
+  - A lease is expired when its mtime is older than lease_s by the *filesystem's* clock (the mtime
+    of a probe file just written in the same directory), never the local clock, since node clocks
+    differ. An expired lease is broken by one atomic rename to a unique name (exactly one breaker's
+    rename succeeds); the breaker then competes for a fresh exclusive create like everyone else.
+  - The holder runs `python -m orze agent NAME --root ROOT` as a subprocess (output appended to
+    runs/agents/<name>/agent.log), with ORZE_AGENT_LEASE=<token> in its environment: the agent
+    exits by itself when the lease stops being that token (an orphan never runs beside a new copy).
+  - A dead agent is restarted with exponential backoff, at most `max_restarts` times per holder;
+    exit 0 (budget reached) and exit 78 (configuration error such as a missing API key) are final.
+    The state is written to runs/agents/<name>/state.json for `orze status`.
+
+A failing agent never raises out of `tick`: the daemon keeps running and the other agents go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orze.agents.spec import AgentSpec
+from orze.layout import Layout
+from orze.store.atomic import atomic_write_json
+from orze.store.lock import fs_now
+
+LEASE = "lease"
+STATE = "state.json"
+LOG = "agent.log"
+LEASE_ENV = "ORZE_AGENT_LEASE"
+EXIT_CONFIG = 78
+
+
+def lease_path(layout: Layout, name: str) -> Path:
+    return layout.agent_dir(name) / LEASE
+
+
+def read_lease(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def lease_age(path: Path) -> float | None:
+    """Seconds since the lease was last renewed, by the filesystem's clock; None if there is none."""
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return fs_now(path.parent) - mtime
+
+
+def try_acquire(path: Path, owner: dict[str, Any], lease_s: float) -> bool:
+    """Create the lease exclusively, breaking it first if it expired. True if we now hold it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            age = lease_age(path)
+            if age is None:
+                continue  # vanished between our two calls: try to create it again
+            if age <= lease_s:
+                return False
+            grave = path.with_name(f"{path.name}.expired.{secrets.token_hex(6)}")
+            try:
+                os.rename(path, grave)  # exactly one breaker wins this rename
+            except FileNotFoundError:
+                pass
+            else:
+                try:
+                    grave.unlink()
+                except FileNotFoundError:
+                    pass
+            continue
+        try:
+            os.write(fd, json.dumps(owner).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+    return False
+
+
+def read_states(layout: Layout) -> dict[str, dict[str, Any]]:
+    """Every agent's last known host state (runs/agents/<name>/state.json) with its lease holder,
+    for `orze status`."""
+    out: dict[str, dict[str, Any]] = {}
+    if not layout.agents.is_dir():
+        return out
+    for d in sorted(layout.agents.iterdir()):
+        state = d / STATE
+        if d.name.startswith("_") or not state.is_file():
+            continue
+        try:
+            obj = json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        lease = read_lease(d / LEASE)
+        obj["lease_node"] = lease.get("node") if lease else None
+        out[d.name] = obj
+    return out
+
+
+def holds(path: Path, token: str) -> bool:
+    lease = read_lease(path)
+    return bool(lease) and lease.get("token") == token
+
+
+@dataclass
+class _Slot:
+    spec: AgentSpec
+    token: str | None = None
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    last_renew: float = 0.0
+    status: str = "idle"      # idle | running | waiting | finished | failed | lost
+    detail: str = ""
+    log: Any = field(default=None, repr=False)
+
+
+class AgentHost:
+    def __init__(self, layout: Layout, node_id: str, specs: list[AgentSpec], *, lease_s: float = 60.0,
+                 max_restarts: int = 5, restart_backoff_s: float = 2.0, python: str = sys.executable,
+                 env: dict[str, str] | None = None, sweeps: Any = None):
+        self.layout = layout
+        self.node_id = node_id
+        self.lease_s = lease_s
+        self.renew_s = lease_s / 4
+        self.max_restarts = max_restarts
+        self.restart_backoff_s = restart_backoff_s
+        self.python = python
+        self.env = env
+        self.sweeps = sweeps
+        self.slots = {s.name: _Slot(s) for s in specs if s.enabled}
+
+    # ------------------------------------------------------------------ public
+    def tick(self) -> None:
+        for slot in self.slots.values():
+            try:
+                self._tick_one(slot)
+            except OSError as e:  # a flaky shared filesystem must not kill the daemon
+                slot.detail = f"host error: {e}"
+        if self.sweeps is not None:
+            try:
+                self.sweeps.tick()
+            except Exception as e:  # noqa: BLE001 - sweeps are best effort; reported, never fatal
+                self._write_state_sweeps(str(e))
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        for slot in self.slots.values():
+            self._kill(slot, grace_s)
+            if slot.token and holds(lease_path(self.layout, slot.spec.name), slot.token):
+                try:
+                    lease_path(self.layout, slot.spec.name).unlink()
+                except FileNotFoundError:
+                    pass
+            slot.token = None
+            slot.status = "idle"
+
+    def holding(self) -> list[str]:
+        return [n for n, s in self.slots.items() if s.token]
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        return {n: {"status": s.status, "restarts": s.restarts, "detail": s.detail,
+                    "pid": s.proc.pid if s.proc else None} for n, s in self.slots.items()}
+
+    # ------------------------------------------------------------------ internals
+    def _tick_one(self, slot: _Slot) -> None:
+        name = slot.spec.name
+        path = lease_path(self.layout, name)
+        now = time.monotonic()
+        if slot.token is None:
+            token = f"{self.node_id}:{os.getpid()}:{secrets.token_hex(8)}"
+            owner = {"node": self.node_id, "pid": os.getpid(), "token": token, "t": time.time()}
+            if not try_acquire(path, owner, self.lease_s):
+                return
+            slot.token, slot.last_renew = token, now
+            slot.restarts, slot.next_start, slot.status = 0, 0.0, "waiting"
+            self._write_state(slot)
+        if not holds(path, slot.token):
+            self._kill(slot)
+            slot.token, slot.status, slot.detail = None, "lost", "lease taken over by another node"
+            return
+        if now - slot.last_renew >= self.renew_s:
+            os.utime(path)
+            slot.last_renew = now
+        self._supervise(slot, now)
+
+    def _supervise(self, slot: _Slot, now: float) -> None:
+        if slot.status in ("finished", "failed"):
+            return
+        proc = slot.proc
+        if proc is not None and proc.poll() is None:
+            return
+        if proc is not None:
+            rc = proc.returncode
+            slot.proc = None
+            tail = self._log_tail(slot)
+            if rc == 0:
+                slot.status, slot.detail = "finished", tail or "exited normally (budget or cycles reached)"
+                self._write_state(slot)
+                return
+            if rc == EXIT_CONFIG:
+                slot.status, slot.detail = "failed", tail or "configuration error"
+                self._write_state(slot)
+                return
+            if slot.restarts >= self.max_restarts:
+                slot.status = "failed"
+                slot.detail = f"exited with {rc} {slot.restarts + 1} times; giving up. {tail}"
+                self._write_state(slot)
+                return
+            slot.restarts += 1
+            slot.next_start = now + self.restart_backoff_s * (2 ** (slot.restarts - 1))
+            slot.status, slot.detail = "waiting", f"exited with {rc}; restart {slot.restarts} pending. {tail}"
+            self._write_state(slot)
+        if now >= slot.next_start:
+            try:
+                self._start(slot)
+            except OSError as e:  # e.g. the interpreter vanished: counts as a failed start
+                slot.proc = None
+                if slot.restarts >= self.max_restarts:
+                    slot.status, slot.detail = "failed", f"could not start: {e}; giving up"
+                else:
+                    slot.restarts += 1
+                    slot.next_start = now + self.restart_backoff_s * (2 ** (slot.restarts - 1))
+                    slot.status, slot.detail = "waiting", f"could not start: {e}"
+                self._write_state(slot)
+
+    def _start(self, slot: _Slot) -> None:
+        name = slot.spec.name
+        d = self.layout.agent_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ if self.env is None else self.env)
+        env[LEASE_ENV] = slot.token or ""
+        env.setdefault("COLUMNS", "200")  # rich wraps at 80 columns without a terminal
+        if slot.log is None or slot.log.closed:
+            slot.log = open(d / LOG, "ab")
+        cmd = [self.python, "-m", "orze", "agent", name, "--root", str(self.layout.root)]
+        slot.proc = subprocess.Popen(cmd, stdout=slot.log, stderr=subprocess.STDOUT, env=env,
+                                     stdin=subprocess.DEVNULL, cwd=str(self.layout.root))
+        slot.status, slot.detail = "running", f"pid {slot.proc.pid} on {self.node_id}"
+        self._write_state(slot)
+
+    def _kill(self, slot: _Slot, grace_s: float = 5.0) -> None:
+        proc = slot.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        slot.proc = None
+        if slot.log is not None:
+            slot.log.close()
+            slot.log = None
+
+    def _log_tail(self, slot: _Slot) -> str:
+        try:
+            with open(self.layout.agent_dir(slot.spec.name) / LOG, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 400))
+                lines = f.read().decode("utf-8", "replace").strip().splitlines()
+            # the last few lines, joined: rich may wrap one message over several
+            return " ".join(ln.strip() for ln in lines[-4:])[-400:] if lines else ""
+        except OSError:
+            return ""
+
+    def _write_state(self, slot: _Slot) -> None:
+        atomic_write_json(self.layout.agent_dir(slot.spec.name) / STATE, {
+            "agent": slot.spec.name, "node": self.node_id, "status": slot.status,
+            "restarts": slot.restarts, "detail": slot.detail, "t": time.time()})
+
+    def _write_state_sweeps(self, error: str) -> None:
+        atomic_write_json(self.layout.agents / "_sweeps" / STATE,
+                          {"node": self.node_id, "status": "error", "detail": error, "t": time.time()})

@@ -1,0 +1,182 @@
+"""Auto-sweeps: when a finished run enters the top-K, expand it into a few capped variants.
+
+Configured by the `sweeps:` section of configs/orze.yaml (`SweepConfig`):
+
+    sweeps:
+      enabled: true
+      top_k: 3            # a run is a base while it is among the K best by the validation metric
+      per_base: 4         # at most this many variants of one base
+      max_total: 40       # at most this many sweep ideas in the whole campaign
+      interval_s: 30      # how often the host looks at the leaderboard
+      rules:              # applied in order until per_base is reached
+        - {dim: learning_rate, factors: [0.5, 2.0]}
+        - {dim: focal_gamma, deltas: [-0.5, 0.5]}
+        - {dim: dropout, deltas: [-0.1, 0.1]}
+
+A variant changes one dimension of the base's canonical config; variants outside the space (out
+of range, not applicable to the base, breaking a constraint) are skipped, never clipped (clipping
+would make bit-identical siblings), and so is a variant whose fingerprint equals the base's or a
+sibling's. Ideas carry `source: sweep`, `agent: sweeps`, `parent: <base id>`.
+
+Each base is expanded exactly once across all nodes: the expanding node first creates
+runs/agents/_sweeps/bases/<base id>.json exclusively (O_CREAT|O_EXCL works on NFS and Lustre).
+The total cap is checked against those markers; two nodes expanding different bases at the same
+instant can overshoot it by at most one base's variants. Selection reads the validation metric
+only (`leaderboard.ranked`), never a test metric.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orze.layout import Layout
+from orze.space import Space, check_idea, fingerprint
+from orze.store.atomic import atomic_write_json
+from orze.store.inbox import submit_ideas
+from orze.store.leaderboard import iter_rows, ranked
+
+SWEEP_AGENT = "sweeps"
+
+
+class SweepRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: str
+    factors: list[float] | None = None
+    deltas: list[float] | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "SweepRule":
+        given = [k for k in ("factors", "deltas", "values") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"sweep rule for '{self.dim}' needs exactly one of factors, deltas, values")
+        return self
+
+    def variants(self, value: Any) -> list[tuple[Any, str]]:
+        if self.values:
+            return [(v, f"{self.dim}={v}") for v in self.values]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return []
+        if self.factors:
+            return [(value * f, f"{self.dim}×{f:g}") for f in self.factors]
+        return [(value + d, f"{self.dim}{d:+g}") for d in self.deltas or []]
+
+
+def _default_rules() -> list[SweepRule]:
+    return [SweepRule(dim="learning_rate", factors=[0.5, 2.0]),
+            SweepRule(dim="focal_gamma", deltas=[-0.5, 0.5]),
+            SweepRule(dim="dropout", deltas=[-0.1, 0.1])]
+
+
+class SweepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    top_k: int = Field(default=3, ge=1)
+    per_base: int = Field(default=4, ge=1)
+    max_total: int = Field(default=40, ge=0)
+    interval_s: float = Field(default=30.0, ge=0)
+    rules: list[SweepRule] = Field(default_factory=_default_rules)
+
+    def check_against(self, space: Space) -> None:
+        for i, r in enumerate(self.rules):
+            if r.dim not in space.dimensions:
+                raise ValueError(f"sweeps.rules[{i}].dim: unknown dimension '{r.dim}'; allowed: "
+                                 + ", ".join(space.dimensions))
+
+
+def expand(base: dict[str, Any], space: Space, cfg: SweepConfig, limit: int | None = None) -> list[dict[str, Any]]:
+    """Variants of one finished leaderboard row (pure)."""
+    config = dict(base.get("config") or {})
+    cap = min(cfg.per_base, limit if limit is not None else cfg.per_base)
+    seen = {fingerprint(config)} if config else set()
+    out: list[dict[str, Any]] = []
+    for rule in cfg.rules:
+        if rule.dim not in config:
+            continue  # e.g. focal_gamma of a bce run
+        for value, label in rule.variants(config[rule.dim]):
+            if len(out) >= cap:
+                return out
+            idea = {**config, rule.dim: value}
+            check = check_idea(space, idea)
+            if not check.ok:
+                continue
+            fp = fingerprint(check.config)
+            if fp in seen:
+                continue
+            seen.add(fp)
+            idea = dict(check.config)
+            idea.update(idea_name=f"sweep {label} of {base['id']}", parent=str(base["id"]),
+                        source="sweep", agent=SWEEP_AGENT,
+                        rationale=f"auto-sweep: {label} around top-{cfg.top_k} run {base['id']}")
+            out.append(idea)
+    return out
+
+
+class SweepRunner:
+    """Called from the daemon's loop (via AgentHost.tick); cheap when nothing changed."""
+
+    def __init__(self, layout: Layout, cfg: SweepConfig, space: Space):
+        cfg.check_against(space)  # a rule naming an unknown dimension is a config error, at start
+        self.layout = layout
+        self.cfg = cfg
+        self.space = space
+        self.dir = layout.agents / "_sweeps" / "bases"
+        self._last_check = 0.0
+        self._last_stat: tuple[int, float] | None = None
+
+    def _total(self) -> int:
+        total = 0
+        if self.dir.is_dir():
+            for p in self.dir.glob("*.json"):
+                try:
+                    total += int(json.loads(p.read_text()).get("count", 0))
+                except (OSError, ValueError, AttributeError):
+                    continue
+        return total
+
+    def _claim(self, base_id: str) -> bool:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.dir / f"{base_id}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+    def tick(self, now: float | None = None, force: bool = False) -> list[dict[str, Any]]:
+        """Expand new top-K bases; returns the ideas submitted this time."""
+        if not self.cfg.enabled:
+            return []
+        now = time.time() if now is None else now
+        if not force and now - self._last_check < self.cfg.interval_s:
+            return []
+        self._last_check = now
+        try:
+            st = self.layout.leaderboard.stat()
+        except FileNotFoundError:
+            return []
+        stat = (st.st_size, st.st_mtime)
+        if not force and stat == self._last_stat:
+            return []
+        self._last_stat = stat
+        submitted: list[dict[str, Any]] = []
+        for base in ranked(iter_rows(self.layout.leaderboard))[: self.cfg.top_k]:
+            marker = self.dir / f"{base['id']}.json"
+            if marker.exists():
+                continue
+            room = self.cfg.max_total - self._total()  # markers already count this tick's bases
+            if room <= 0:
+                break
+            if not self._claim(str(base["id"])):
+                continue
+            ideas = expand(base, self.space, self.cfg, limit=room)
+            if ideas:
+                submit_ideas(self.layout, ideas, origin="sweep")
+            atomic_write_json(marker, {"base": base["id"], "count": len(ideas), "t": now})
+            submitted.extend(ideas)
+        return submitted

@@ -1,0 +1,84 @@
+import json
+
+import yaml
+
+from orze.agents import ledger
+from orze.agents.context import read_history
+from orze.agents.loop import AgentLoop
+from orze.agents.policies import make_policy
+from orze.agents.spec import AgentSpec
+from orze.store.atomic import atomic_write_json
+from orze.store.leaderboard import append_row
+
+from .conftest import make_row
+
+
+def loop_for(layout, **kw):
+    spec = AgentSpec(name=kw.pop("name", "rnd"), policy=kw.pop("policy", "random"), interval_s=0, **kw)
+    return AgentLoop(layout, spec, make_policy(spec, layout), log=lambda m: None, sleep=lambda s: None)
+
+
+def inbox(layout):
+    return [x for p in sorted(layout.inbox.glob("*.yaml")) for x in yaml.safe_load(p.read_text())]
+
+
+def test_backpressure(layout):
+    for i in range(3):
+        atomic_write_json(layout.queue / f"q{i}.json", {"config": {}})
+    loop = loop_for(layout, queue_limit=3, ideas_per_cycle=4)
+    assert loop.run_cycle().status == "backpressure"
+    assert inbox(layout) == []
+    (layout.queue / "q0.json").unlink()
+    report = loop.run_cycle()
+    assert report.status == "submitted" and report.submitted == 1   # only the room left
+
+
+def test_max_ideas_and_budget_stop_the_loop(layout):
+    loop = loop_for(layout, queue_limit=100, ideas_per_cycle=3, max_ideas=7)
+    reports = loop.run(cycles=10)
+    assert [r.submitted for r in reports if r.status == "submitted"] == [3, 3, 1]
+    assert reports[-1].status == "budget" and len(inbox(layout)) == 7
+    ledger.record_call(layout, "tok", "claude-sonnet-4-6", 900, 200, 0.1)
+    assert loop_for(layout, name="tok", budget_tokens=1000).run(cycles=3)[0].status == "budget"
+    assert loop_for(layout, name="tok", budget_usd=0.001).run(cycles=3)[0].status == "budget"
+    assert loop_for(layout, name="tok", budget_usd=1.0, queue_limit=50, seed=9).run_cycle().status == "submitted"
+
+
+def test_rules_are_reread_every_cycle_and_rejections_recorded(layout):
+    layout.rules_prompt.write_text("No machine-checked rules yet.\n")
+    loop = loop_for(layout, queue_limit=100, ideas_per_cycle=4, seed=1)
+    assert loop.run_cycle().submitted == 4
+    layout.rules_prompt.write_text("---\nbanned:\n  - {pooling: [attention, mean, last, max]}\n---\n")
+    report = loop.run_cycle()
+    assert report.submitted == 0 and report.rejected == 4
+    rejected = [json.loads(l) for l in (layout.agent_dir("rnd") / "rejected.jsonl").open()]
+    assert len(rejected) == 4 and all("rules.banned[0]" in r["reasons"][0] for r in rejected)
+    layout.rules_prompt.write_text("---\nmin_other_backbone: [1\n---\n")
+    bad = loop.run_cycle()
+    assert bad.status == "error" and "rules.md" in bad.detail
+
+
+def test_duplicates_of_finished_runs_are_rejected(layout, space):
+    loop = loop_for(layout, queue_limit=100, ideas_per_cycle=2, seed=4)
+    ideas = loop.policy.propose(read_history(layout, space), 2)
+    for i, idea in enumerate(ideas):
+        append_row(layout, make_row(i, 0.5, idea))
+    fresh = loop_for(layout, queue_limit=100, ideas_per_cycle=2, seed=4)
+    report = fresh.run_cycle()
+    assert report.rejected == 2 and report.submitted == 0
+    reasons = [json.loads(l)["reasons"] for l in (layout.agent_dir("rnd") / "rejected.jsonl").open()]
+    assert all("already run or is queued" in r[0] for r in reasons)
+
+
+def test_ledger_summarise(layout):
+    ledger.record_call(layout, "a", "gemini-2.5-flash", 1_000_000, 100_000, 1.5)
+    ledger.record_call(layout, "a", "gemini-2.5-flash", 10, 10, 0.5, ok=False, error="429")
+    ledger.append(layout, "b", {"kind": "cycle", "proposed": 4, "submitted": 3, "rejected": 1})
+    with open(ledger.ledger_path(layout, "b"), "ab") as f:
+        f.write(b'{"kind": "cycle", "submitted": 50')          # a torn last line is skipped
+    s = ledger.summarise(layout)
+    assert set(s) == {"a", "b"}
+    assert s["a"].calls == 2 and s["a"].failed_calls == 1
+    assert abs(s["a"].cost_usd - (0.30 + 0.25 + (10 * 0.3 + 10 * 2.5) / 1e6)) < 1e-9
+    assert (s["b"].proposed, s["b"].submitted, s["b"].rejected) == (4, 3, 1)
+    assert ledger.price_for("x", {"price_in_per_mtok": 2, "price_out_per_mtok": 4}) == (2.0, 4.0)
