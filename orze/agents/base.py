@@ -46,3 +46,46 @@ class Policy(Protocol):
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
         ...
+
+
+def restrict_space(space: Space, subspace: dict[str, Any]) -> Space:
+    """The space an offline policy samples from when its agent declares `options.subspace`:
+    each named dimension narrowed to one value, a list of choices, or a {low, high} range, all
+    inside what the real space allows. Ideas are still validated against the real space."""
+    from orze.space.validate import coerce_value
+
+    dims = dict(space.dimensions)
+    for name, spec in (subspace or {}).items():
+        if name not in dims:
+            raise ValueError(f"options.subspace: unknown dimension '{name}'; allowed: {', '.join(dims)}")
+        dim = dims[name]
+        if isinstance(spec, dict):
+            low, high = spec.get("low", dim.low), spec.get("high", dim.high)
+            for v in (low, high):
+                ok, why = coerce_value(dim, v)
+                if not ok:
+                    raise ValueError(f"options.subspace.{name}: {why}")
+            dims[name] = dim.model_copy(update={"low": float(low), "high": float(high)})
+            continue
+        values = spec if isinstance(spec, list) else [spec]
+        for v in values:
+            ok, why = coerce_value(dim, v)
+            if not ok:
+                raise ValueError(f"options.subspace.{name}: {why}")
+        dims[name] = dim.model_copy(update={"choices": list(values), "low": None, "high": None,
+                                            "log": False})
+    return space.model_copy(update={"dimensions": dims})
+
+
+class SubspacePolicy:
+    """Wraps an offline policy so that it samples only inside `subspace`."""
+
+    def __init__(self, inner: Any, subspace: dict[str, Any]):
+        self.inner, self.subspace = inner, subspace
+        self.name = inner.name
+        self.source = getattr(inner, "source", inner.name)
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        from dataclasses import replace
+
+        return self.inner.propose(replace(history, space=restrict_space(history.space, self.subspace)), n)

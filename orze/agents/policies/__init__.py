@@ -13,13 +13,17 @@ from orze.layout import Layout
 
 
 def make_policy(spec: AgentSpec, layout: Layout, **kw: Any):
-    if spec.policy == "random":
-        from orze.agents.policies.random_policy import RandomPolicy
-        return RandomPolicy(seed=spec.seed)
-    if spec.policy == "tpe":
-        from orze.agents.policies.tpe import TPEPolicy
-        return TPEPolicy(seed=spec.seed,
-                         n_startup_trials=int(spec.options.get("n_startup_trials", 10)))
+    if spec.policy in ("random", "tpe"):
+        from orze.agents.base import SubspacePolicy
+        if spec.policy == "random":
+            from orze.agents.policies.random_policy import RandomPolicy
+            policy: Any = RandomPolicy(seed=spec.seed)
+        else:
+            from orze.agents.policies.tpe import TPEPolicy
+            policy = TPEPolicy(seed=spec.seed,
+                               n_startup_trials=int(spec.options.get("n_startup_trials", 10)))
+        subspace = spec.options.get("subspace")
+        return SubspacePolicy(policy, subspace) if subspace else policy
     if spec.policy == "claude":
         from orze.agents.policies.claude import ClaudePolicy
         return ClaudePolicy(spec, layout, **kw)
