@@ -50,7 +50,14 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     failures = [r for r in rows if r.get("status") == "failed"][-10:]
     misconfigured = [r for r in rows if r.get("status") == "misconfigured"][-10:]
     startup = [r["startup_s"] for r in rows if isinstance(r.get("startup_s"), (int, float))]
+    from orze.agents.host import read_states
+    from orze.agents.ledger import summarise
+
+    agents = {name: t.as_dict() for name, t in summarise(layout).items()}
+    for name, state in read_states(layout).items():
+        agents.setdefault(name, {"agent": name})["host"] = state
     return {
+        "agents": agents,
         "queue": queue.depth(layout),
         "inbox": _count(layout.inbox),
         "rejected": _count(layout.rejected),

@@ -49,6 +49,20 @@ def register(app: typer.Typer) -> None:
                               sl["run"] or "idle", f"{now - sl['since']:.0f}s" if sl.get("since") else "",
                               f"{n.get('utilisation', 0):.0%}")
             console.print(t)
+        if s["agents"]:
+            t = Table(title="agents")
+            for c in ("agent", "state", "cycles", "submitted", "rejected", "calls", "tokens in/out",
+                      "cost $", "mean latency"):
+                t.add_column(c)
+            for name, a in s["agents"].items():
+                host = a.get("host") or {}
+                calls = a.get("calls", 0)
+                t.add_row(name, str(host.get("status") or host.get("state") or a.get("last_status") or ""),
+                          str(a.get("cycles", 0)), str(a.get("submitted", 0)), str(a.get("rejected", 0)),
+                          f"{calls} ({a.get('failed_calls', 0)} failed)",
+                          f"{a.get('tokens_in', 0)}/{a.get('tokens_out', 0)}", f"{a.get('cost_usd', 0.0):.4f}",
+                          f"{a.get('latency_s', 0.0) / calls:.2f}s" if calls else "")
+            console.print(t)
         if s["misconfigured_runs"]:
             t = Table(title="misconfigured runs (off the ranking)")
             t.add_column("id")
