@@ -40,6 +40,8 @@ class SchedulerConfig(_Section):
     timeout_min: float = Field(default=120.0, gt=0)
     stall_min: float = Field(default=15.0, gt=0)
     lease_s: float = Field(default=120.0, gt=0)
+    claim_method: Literal["excl", "link"] = Field(
+        default="excl", description="exclusive create: O_EXCL (NFSv3+, Lustre) or link()+nlink (portable)")
     heartbeat_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 

@@ -93,8 +93,10 @@ class Admitter:
     """Admits inbox files for one node. Holds an incremental index of known fingerprints for
     near-duplicate checks (exact dedup never depends on it: the exclusive create decides)."""
 
-    def __init__(self, layout: Layout, space: Space, cfg: AdmissionConfig, node: str):
+    def __init__(self, layout: Layout, space: Space, cfg: AdmissionConfig, node: str,
+                 method: str = "excl"):
         self.layout, self.space, self.cfg, self.node = layout, space, cfg, node
+        self.method = method
         self._cells: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
         self._seen: set[str] = set()
 
@@ -171,7 +173,7 @@ class Admitter:
         run_id = new_id()
         marker = {"id": run_id, "source": source, "index": index, "config": config}
         fp_path = self.layout.fingerprints / fp
-        if not create_exclusive(fp_path, json.dumps(marker).encode()):
+        if not create_exclusive(fp_path, json.dumps(marker).encode(), self.method):
             existing = _read_json(fp_path)
             if existing.get("source") == source and existing.get("index") == index:
                 return existing.get("id")  # this file was half-admitted before a crash

@@ -76,7 +76,7 @@ class Daemon:
         self.node = node or default_node_id()
         self.bounds = bounds or RunBounds()
         self.slots = slots if slots is not None else plan_slots(self.sched)
-        self.admitter = Admitter(layout, space, project.admission, self.node)
+        self.admitter = Admitter(layout, space, project.admission, self.node, self.sched.claim_method)
         self.running: dict[int, Running] = {}
         self.counters = Counters()
         self.started_at = time.time()
@@ -237,7 +237,7 @@ class Daemon:
         attempt = entry.attempts + 1
         c = Claim(node=self.node, slot=slot.index, pid=os.getpid(), attempt=attempt,
                   claimed_at=time.time(), host=socket.gethostname())
-        if not claims.claim(run_dir, c):
+        if not claims.claim(run_dir, c, self.sched.claim_method):
             # Claimed already (should not happen after winning the rename): leave it be.
             self.on_event(f"{entry.id}: already claimed, skipped")
             return False
@@ -342,7 +342,7 @@ class Daemon:
                 return False
             fp = fingerprint(check.config)
             marker = json.dumps({"id": entry.id, "source": "heal", "config": check.config}).encode()
-            if not create_exclusive(self.layout.fingerprints / fp, marker):
+            if not create_exclusive(self.layout.fingerprints / fp, marker, self.sched.claim_method):
                 return False  # the healed configuration exists already
             note.update({"heal": reason, "patch": patch, "previous_fingerprint": entry.fingerprint})
             entry.config, entry.fingerprint = check.config, fp
@@ -426,7 +426,14 @@ class Daemon:
         }
 
     def heartbeat(self, stopped: bool = False) -> None:
-        for r in self.running.values():
+        for r in list(self.running.values()):
+            c = claims.read_claim(r.run_dir)
+            if c is None or c.node != self.node or c.attempt != r.attempt:
+                # Presumed dead by another node (a stall longer than the lease): the idea was
+                # re-queued, so this copy must stop now; its result will be discarded.
+                self.on_event(f"{r.entry.id}: lease lost; stopping this copy")
+                r.kill("lease lost", grace=1.0)
+                continue
             try:
                 claims.beat(r.run_dir)  # renew each lease
             except OSError as e:

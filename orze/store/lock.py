@@ -77,10 +77,25 @@ class FileLock:
                 pass
 
     def release(self) -> None:
+        """Remove the lock only if it is still ours: rename it aside (atomic), check the owner
+        of what was renamed, and put it back if our lock had been broken and taken meanwhile."""
+        grave = self.path.with_name(f"{self.path.name}.release.{secrets.token_hex(4)}")
         try:
-            if json.loads(self.path.read_text()).get("owner") == self.token:
-                self.path.unlink()
-        except (FileNotFoundError, ValueError):
+            os.rename(self.path, grave)
+        except FileNotFoundError:
+            return
+        try:
+            mine = json.loads(grave.read_text()).get("owner") == self.token
+        except (OSError, ValueError):
+            mine = False
+        if not mine:
+            try:
+                os.link(grave, self.path)  # restore the other holder's lock (fails if re-taken)
+            except OSError:
+                pass
+        try:
+            grave.unlink()
+        except FileNotFoundError:
             pass
 
     def __enter__(self) -> "FileLock":
