@@ -99,6 +99,7 @@ class Admitter:
         self.method = method
         self._cells: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
         self._seen: set[str] = set()
+        self._indexed = False
 
     # --- inbox -------------------------------------------------------------------------------
     def take_files(self, limit: int = 1000) -> list[Path]:
@@ -131,7 +132,12 @@ class Admitter:
 
     def admit_pending(self) -> AdmissionReport:
         report = AdmissionReport()
-        for path in self.take_files():
+        files = self.take_files()
+        if files and self.cfg.near_duplicates != "off":
+            # One listing of runs/fingerprints per pass (not per idea): other nodes' admissions
+            # since the last pass join the near-duplicate index; exact dedup never depends on it.
+            self._refresh_index()
+        for path in files:
             self.admit_file(path, report)
         return report
 
@@ -205,6 +211,7 @@ class Admitter:
 
     # --- near-duplicate index ------------------------------------------------------------------
     def _refresh_index(self) -> None:
+        self._indexed = True
         try:
             names = os.listdir(self.layout.fingerprints)
         except FileNotFoundError:
@@ -223,7 +230,8 @@ class Admitter:
     def _near_duplicate(self, config: dict[str, Any]) -> str | None:
         if self.cfg.near_duplicates == "off":
             return None
-        self._refresh_index()
+        if not self._indexed:
+            self._refresh_index()
         for run_id, other in self._cells.get(near_key(self.space, config), []):
             if other != config and near_distance(self.space, config, other) <= self.cfg.near_tolerance:
                 return run_id
