@@ -260,6 +260,10 @@ class Daemon:
             queue.requeue(self.layout, entry)
             self.on_event(f"{entry.id}: cannot start worker ({e}); re-queued")
             return False
+        try:
+            atomic_write_text(run_dir / WORKER_PID, f"{r.proc.pid}\n")
+        except OSError:
+            pass
         self.running[slot.index] = r
         self._slot_busy_since[slot.index] = time.time()
         self.counters.started += 1
@@ -377,6 +381,8 @@ class Daemon:
                 continue
             if c.host == socket.gethostname() and c.pid != os.getpid() and _pid_alive(c.pid):
                 continue  # another live daemon on this host uses the same node name
+            if c.host == socket.gethostname():
+                _kill_orphan_worker(run_dir)  # its worker outlived the daemon (own session)
             self._requeue_orphan(run_dir, "restart")
 
     def break_expired_leases(self) -> None:
@@ -465,6 +471,17 @@ def _claimed_dirs(layout: Layout) -> list[Path]:
     except FileNotFoundError:
         pass
     return out
+
+
+WORKER_PID = "worker.pid"
+
+
+def _kill_orphan_worker(run_dir: Path) -> None:
+    try:
+        pid = int((run_dir / WORKER_PID).read_text().strip())
+        os.killpg(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 
 
 def _pid_alive(pid: int) -> bool:

@@ -84,6 +84,7 @@ CUSTOM_WORKER = textwrap.dedent('''
     mode = os.environ.get("TEST_WORKER_MODE", "{mode}")
     if mode == "sleep":
         time.sleep(60)
+    time.sleep(float(os.environ.get("TEST_WORKER_SLEEP", "0")))
     if mode == "crash":
         print("boom", flush=True)
         sys.exit(1)
@@ -179,13 +180,27 @@ def test_restart_recovers_own_claims(tmp_path):
         assert time.time() < deadline
         time.sleep(0.2)
     import os
-    os.killpg(proc.pid, signal.SIGKILL)  # the daemon and its worker die without cleanup
+    os.killpg(proc.pid, signal.SIGKILL)  # the daemon dies without cleanup; its worker lives on
     proc.wait()
     assert queue.depth(layout) == 0 and list(layout.exp.glob("*/claim"))
+    (run_dir,) = [p.parent for p in layout.exp.glob("*/claim")]
+    worker_pid = int((run_dir / "worker.pid").read_text())
+    assert _running(worker_pid)  # the orphaned worker is still running
     (tmp_path / "worker.py").write_text(CUSTOM_WORKER.format(mode="honest"))
     run_orze("run", "--until-idle", "--quiet", "--node", "n1", root=layout.root)
     (row,) = read_rows(layout.leaderboard)
     assert row["status"] == "done" and row["config"]["seed"] == 9
+    time.sleep(0.2)
+    assert not _running(worker_pid), "the restarted daemon must kill the orphaned worker"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an unreaped child of a dead parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_leaderboard_shows_replicate_mean_and_std(tmp_path):

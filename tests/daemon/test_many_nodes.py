@@ -11,7 +11,7 @@ import time
 import pytest
 
 from orze.layout import Layout
-from orze.store import queue
+from orze.store import claims, queue
 from orze.store.inbox import submit_ideas
 from orze.store.leaderboard import read_rows
 from tests.conftest import orze_env, run_orze
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def start(layout: Layout, node: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "orze", "run", "--until-idle", "--quiet", "--node", node,
-                             "--root", str(layout.root)], env=orze_env(), start_new_session=True,
+                             "--root", str(layout.root)], env=orze_env({"TEST_WORKER_SLEEP": "0.3"}), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -38,8 +38,13 @@ def test_three_daemons_with_kills_complete_each_idea_exactly_once(tmp_path):
     kills = 0
     deadline = time.time() + 120
     while time.time() < deadline and kills < 3:
-        time.sleep(1.0)
-        victim = rng.choice(sorted(procs))
+        time.sleep(0.2)
+        # Kill a daemon only while it holds running experiments, so each kill orphans real work.
+        holding = {c.node for c in (claims.read_claim(d) for d in layout.exp.iterdir()) if c}
+        victims = sorted(n for n in procs if n in holding and procs[n].poll() is None)
+        if not victims:
+            continue
+        victim = rng.choice(victims)
         if procs[victim].poll() is None:
             os.killpg(procs[victim].pid, signal.SIGKILL)  # the daemon and its workers, no cleanup
             procs[victim].wait()
