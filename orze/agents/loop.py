@@ -100,6 +100,27 @@ def judge(space: Space, rules: Rules, raws: list[Any], history: History) -> list
     return out
 
 
+RESAMPLE_FACTOR = 4
+
+
+def select_compliant(space: Space, rules: Rules, candidates: list[Any], history: History,
+                     n: int) -> list[Judged]:
+    """Greedily pick up to n candidates whose batch passes validation and every rule. Two passes,
+    so that ideas needing a more diverse batch (a leader's backbone under min_other_backbone)
+    can join once a diverse idea is in."""
+    batch: list[Any] = []
+    for _ in range(2):
+        for cand in candidates:
+            if len(batch) >= n:
+                break
+            if any(cand is b for b in batch):
+                continue
+            trial = judge(space, rules, batch + [cand], history)
+            if all(j.ok for j in trial):
+                batch.append(cand)
+    return judge(space, rules, batch, history) if batch else []
+
+
 def feedback(judged: list[Judged], parse_errors: list[str]) -> list[str]:
     errs = [f"reply: {e}" for e in parse_errors]
     for i, j in enumerate(judged):
@@ -215,6 +236,17 @@ class AgentLoop:
                     self._reject([j for j in first if not j.ok], "replaced in repair round")
                 except ProviderError as e:
                     report.detail = f"repair call failed: {e}"
+            elif errors:
+                # An offline policy cannot be argued with: draw more candidates and keep a batch
+                # that meets the rules, else a policy that exploits the leader (TPE) would be
+                # rejected every cycle forever.
+                extra = self._stamp(list(self.policy.propose(history, RESAMPLE_FACTOR * n)))
+                report.proposed += len(extra)
+                chosen = select_compliant(space, rules, [j.raw for j in judged] + extra, history, n)
+                self._reject([j for j in judged if not j.ok], "validation")
+                report.rejected = sum(not j.ok for j in judged)
+                report.detail = f"resampled {len(extra)} candidates to meet the rules; kept {len(chosen)}"
+                judged = chosen
         except (ProviderError, PromptError) as e:
             report.status = "error"
             report.detail = str(e)
@@ -224,7 +256,7 @@ class AgentLoop:
         good = [j for j in judged if j.ok]
         bad = [j for j in judged if not j.ok]
         self._reject(bad, "after repair" if report.repaired else "validation")
-        report.rejected = len(bad)
+        report.rejected += len(bad)
         if good:
             report.inbox_file = submit_ideas(self.layout, [j.idea for j in good], origin=self.spec.name)
             report.submitted = len(good)

@@ -65,7 +65,8 @@ def test_duplicates_of_finished_runs_are_rejected(layout, space):
         append_row(layout, make_row(i, 0.5, idea))
     fresh = loop_for(layout, queue_limit=100, ideas_per_cycle=2, seed=4)
     report = fresh.run_cycle()
-    assert report.rejected == 2 and report.submitted == 0
+    # Both repeats are rejected; an offline policy then resamples fresh ideas in their place.
+    assert report.rejected == 2 and report.submitted == 2
     reasons = [json.loads(l)["reasons"] for l in (layout.agent_dir("rnd") / "rejected.jsonl").open()]
     assert all("already run or is queued" in r[0] for r in reasons)
 
@@ -82,3 +83,19 @@ def test_ledger_summarise(layout):
     assert abs(s["a"].cost_usd - (0.30 + 0.25 + (10 * 0.3 + 10 * 2.5) / 1e6)) < 1e-9
     assert (s["b"].proposed, s["b"].submitted, s["b"].rejected) == (4, 3, 1)
     assert ledger.price_for("x", {"price_in_per_mtok": 2, "price_out_per_mtok": 4}) == (2.0, 4.0)
+
+
+def test_offline_policy_that_favours_the_leader_is_resampled_not_starved(layout):
+    """An offline policy cannot be repaired by argument; when its batch breaks a diversity rule
+    the loop draws more candidates and submits a compliant batch instead of nothing, forever."""
+    append_row(layout, make_row(1, 0.9, {"backbone": "vjepa2"}))
+    layout.rules_prompt.write_text("---\nmin_other_backbone: 1\ncaps:\n  max_same_backbone: 2\n---\n")
+    loop = loop_for(layout, queue_limit=1000, ideas_per_cycle=4, seed=5,
+                    options={"subspace": {"backbone": ["vjepa2"] * 5 + ["siglip2"]}})
+    reports = loop.run(cycles=6)
+    assert all(r.submitted >= 1 for r in reports), [(r.submitted, r.detail) for r in reports]
+    assert any("resampled" in r.detail for r in reports)
+    batches = [yaml.safe_load(p.read_text()) for p in sorted(layout.inbox.glob("*.yaml"))]
+    for batch in batches:
+        backbones = [i["backbone"] for i in batch]
+        assert any(b != "vjepa2" for b in backbones) and backbones.count("vjepa2") <= 2
