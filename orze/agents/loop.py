@@ -161,6 +161,20 @@ class AgentLoop:
             return f"max_ideas reached ({t.submitted} of {s.max_ideas})"
         return None
 
+    def _random_candidates(self, history: History, n: int) -> list[Any]:
+        """Uniform candidates (inside the agent's subspace), tagged source: random, for when a
+        converged model-based policy (TPE) proposes nothing but the leader's region."""
+        from orze.agents.base import SubspacePolicy
+        from orze.agents.policies.random_policy import RandomPolicy
+
+        fallback: Any = RandomPolicy(seed=self.spec.seed * 100_003 + self.cycle)
+        if isinstance(self.policy, SubspacePolicy):
+            fallback = SubspacePolicy(fallback, self.policy.subspace)
+        out = list(fallback.propose(history, n))
+        for raw in out:
+            raw["agent"], raw["source"] = self.spec.name, "random"
+        return out
+
     # ------------------------------------------------------------------ one cycle
     def _stamp(self, raws: list[Any]) -> list[Any]:
         model = getattr(self.policy, "model", None)
@@ -241,6 +255,7 @@ class AgentLoop:
                 # that meets the rules, else a policy that exploits the leader (TPE) would be
                 # rejected every cycle forever.
                 extra = self._stamp(list(self.policy.propose(history, RESAMPLE_FACTOR * n)))
+                extra += self._random_candidates(history, RESAMPLE_FACTOR * n)
                 report.proposed += len(extra)
                 chosen = select_compliant(space, rules, [j.raw for j in judged] + extra, history, n)
                 self._reject([j for j in judged if not j.ok], "validation")
