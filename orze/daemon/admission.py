@@ -59,9 +59,13 @@ def parse_idea_text(text: str, source: str, limits: AdmissionConfig) -> list[Any
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise FileRejected(f"{source}: not valid YAML: {str(e)[:300]}") from None
+    except RecursionError:
+        raise FileRejected(f"{source}: nested too deeply to be an idea file") from None
     if data is None:
         raise FileRejected(f"{source}: empty file; expected an idea (a mapping) or a list of ideas")
     ideas = data if isinstance(data, list) else [data]
+    if not ideas:
+        raise FileRejected(f"{source}: an empty list; expected at least one idea")
     if len(ideas) > limits.max_ideas_per_file:
         raise FileRejected(f"{source}: {len(ideas)} ideas; at most {limits.max_ideas_per_file} per file")
     return ideas
@@ -138,7 +142,17 @@ class Admitter:
             # since the last pass join the near-duplicate index; exact dedup never depends on it.
             self._refresh_index()
         for path in files:
-            self.admit_file(path, report)
+            try:
+                self.admit_file(path, report)
+            except OSError:
+                raise  # disk or mount trouble: the daemon reports it and retries the file later
+            except Exception as e:  # never let one agent's file take the daemon down
+                self._reject({"file": path.name}, [f"{path.name}: could not be admitted: "
+                                                   f"{type(e).__name__}: {str(e)[:300]}"], path.name, None)
+                report.rejected += 1
+                report.messages.append(f"{path.name}: rejected ({type(e).__name__})")
+                os.makedirs(self.layout.admitted, exist_ok=True)
+                os.replace(path, self.layout.admitted / path.name)
         return report
 
     def admit_file(self, path: Path, report: AdmissionReport) -> None:

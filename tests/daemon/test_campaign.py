@@ -214,3 +214,29 @@ def test_leaderboard_shows_replicate_mean_and_std(tmp_path):
     # The custom worker's metric is 0.5 + seed/100: seeds 1..3 → mean 0.52, std 0.01.
     assert reps[1]["n"] == 3 and abs(reps[1]["mean"] - 0.52) < 1e-9 and abs(reps[1]["std"] - 0.01) < 1e-9
     assert "mean ± std (n)" in run_orze("leaderboard", root=layout.root).stdout
+
+
+@pytest.mark.parametrize("knob, cls", [("timeout_min", "timeout"), ("stall_min", "stalled")])
+def test_timeout_and_stall_kill_the_worker(tmp_path, knob, cls):
+    layout = custom_dir(tmp_path, "sleep", max_attempts=1, **{knob: 0.03})
+    run_orze("submit", str(write_ideas(tmp_path / "i.yaml", [{"seed": 5}])), root=layout.root)
+    t0 = time.time()
+    run_orze("run", "--until-idle", "--quiet", root=layout.root)
+    assert time.time() - t0 < 40  # the 60 s sleeper was killed, not waited for
+    (row,) = read_rows(layout.leaderboard)
+    assert row["status"] == "failed" and row["error"]["class"] == cls
+    pid = int((layout.run_dir(row["id"]) / "worker.pid").read_text())
+    assert not _running(pid)
+
+
+def test_oom_is_healed_by_halving_the_batch(tmp_path):
+    layout = custom_dir(tmp_path, "honest", max_attempts=2)
+    script = tmp_path / "worker.py"
+    script.write_text(script.read_text().replace(
+        'effective = dict(config)',
+        'if config["batch_size"] > 32:\n    print("CUDA out of memory", flush=True); sys.exit(1)\neffective = dict(config)'))
+    run_orze("submit", str(write_ideas(tmp_path / "i.yaml", [{"seed": 6, "batch_size": 64}])), root=layout.root)
+    run_orze("run", "--until-idle", "--quiet", root=layout.root)
+    (row,) = read_rows(layout.leaderboard)
+    assert row["status"] == "done" and row["config"]["batch_size"] == 32 and row["attempts"] == 2
+    assert row["history"][0]["failure"] == "oom" and "64 → 32" in row["history"][0]["heal"]
