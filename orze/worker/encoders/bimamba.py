@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from orze.worker.encoders import register
-from orze.worker.encoders.common import DepthwiseConv, config_dropout_p, flip_time, full_precision, zero_padded
+from orze.worker.encoders.common import DepthwiseConv, flip_time, full_precision, zero_padded, StackReadBack
 
 D_STATE = 16
 EXPAND = 2
@@ -214,7 +214,7 @@ class MambaBlock(nn.Module):
         return x + self.dropout(self.mixer(self.norm(x), mask))
 
 
-class BiMamba(nn.Module):
+class BiMamba(StackReadBack, nn.Module):
     kind = "bimamba"
 
     def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
@@ -227,20 +227,8 @@ class BiMamba(nn.Module):
         self.norm = nn.RMSNorm(d_model, eps=1e-5)
 
     @property
-    def d_model(self) -> int:
-        return self.norm.normalized_shape[0]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.blocks)
-
-    @property
     def num_heads(self) -> int:
         return self.blocks[0].mixer.num_heads
-
-    @property
-    def dropout_p(self) -> float:
-        return config_dropout_p(self)
 
     def details(self) -> dict:
         return mixer_details(self.blocks[0].mixer)

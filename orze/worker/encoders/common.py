@@ -88,3 +88,23 @@ def config_dropout_p(module: nn.Module) -> float:
     if len(rates) != 1:
         raise ValueError(f"{type(module).__name__}: expected one config dropout rate, found {sorted(rates)}")
     return float(next(iter(rates)))
+
+
+class StackReadBack:
+    """Read-back properties shared by the stacked encoders (RetNet, BiMamba, Hybrid, xLSTM): the
+    width from the final norm, the depth from the block list, the config dropout from the
+    Dropout modules. Subclasses name their block list in `_stack` and define `num_heads`."""
+
+    _stack = "blocks"
+
+    @property
+    def d_model(self) -> int:
+        return self.norm.normalized_shape[0]
+
+    @property
+    def num_layers(self) -> int:
+        return len(getattr(self, self._stack))
+
+    @property
+    def dropout_p(self) -> float:
+        return config_dropout_p(self)

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from orze.worker.encoders import register
 from orze.worker.encoders.bimamba import D_STATE, MambaBlock, mixer_details
-from orze.worker.encoders.common import config_dropout_p, zero_padded
+from orze.worker.encoders.common import zero_padded, StackReadBack
 from orze.worker.encoders.retnet import RetentionBlock
 
 
@@ -27,7 +27,8 @@ class HybridLayer(nn.Module):
         return self.mamba(self.retention(x, mask), mask)
 
 
-class Hybrid(nn.Module):
+class Hybrid(StackReadBack, nn.Module):
+    _stack = "layers"
     kind = "hybrid"
 
     def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
@@ -39,23 +40,11 @@ class Hybrid(nn.Module):
         self.norm = nn.RMSNorm(d_model, eps=1e-6)
 
     @property
-    def d_model(self) -> int:
-        return self.norm.normalized_shape[0]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
-
-    @property
     def num_heads(self) -> int:
         heads = {self.layers[0].retention.retention.num_heads, self.layers[0].mamba.mixer.num_heads}
         if len(heads) != 1:
             raise ValueError(f"hybrid: retention and Mamba blocks disagree on heads: {sorted(heads)}")
         return heads.pop()
-
-    @property
-    def dropout_p(self) -> float:
-        return config_dropout_p(self)
 
     def details(self) -> dict:
         first = self.layers[0]

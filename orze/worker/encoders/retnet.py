@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from orze.worker.encoders import register
-from orze.worker.encoders.common import config_dropout_p, full_precision, zero_padded
+from orze.worker.encoders.common import full_precision, zero_padded, StackReadBack
 
 DECAY_SCHEDULES = ("short", "standard")
 
@@ -170,7 +170,7 @@ class RetentionBlock(nn.Module):
         return x + self.dropout(self.ffn(self.norm2(x)))
 
 
-class RetNet(nn.Module):
+class RetNet(StackReadBack, nn.Module):
     kind = "retnet"
 
     def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
@@ -183,20 +183,8 @@ class RetNet(nn.Module):
         self.norm = nn.RMSNorm(d_model, eps=1e-6)
 
     @property
-    def d_model(self) -> int:
-        return self.norm.normalized_shape[0]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.blocks)
-
-    @property
     def num_heads(self) -> int:
         return self.blocks[0].retention.num_heads
-
-    @property
-    def dropout_p(self) -> float:
-        return config_dropout_p(self)
 
     def details(self) -> dict:
         msr = self.blocks[0].retention

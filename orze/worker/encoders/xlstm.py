@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from orze.worker.encoders import register
-from orze.worker.encoders.common import DepthwiseConv, config_dropout_p, flip_time, full_precision, zero_padded
+from orze.worker.encoders.common import DepthwiseConv, flip_time, full_precision, zero_padded, StackReadBack
 
 CONV_KERNEL = 4
 PROJ_FACTOR = 2
@@ -264,7 +264,7 @@ class SLSTMBlock(nn.Module):
 
 # --- the encoder -------------------------------------------------------------------------------
 
-class XLSTM(nn.Module):
+class XLSTM(StackReadBack, nn.Module):
     kind = "xlstm"
 
     def __init__(self, input_dim: int, d_model: int, num_layers: int, num_heads: int, dropout: float,
@@ -283,21 +283,9 @@ class XLSTM(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     @property
-    def d_model(self) -> int:
-        return self.norm.normalized_shape[0]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.blocks)
-
-    @property
     def num_heads(self) -> int:
         b = self.blocks[0]
         return b.layer.num_heads if isinstance(b, MLSTMBlock) else b.cell.num_heads
-
-    @property
-    def dropout_p(self) -> float:
-        return config_dropout_p(self)
 
     def details(self) -> dict:
         return {"blocks": ["slstm" if isinstance(b, SLSTMBlock) else "mlstm" for b in self.blocks],
