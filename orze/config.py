@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orze.agents.spec import AgentSpec
 from orze.agents.sweeps import SweepConfig
@@ -34,7 +34,15 @@ class SchedulerConfig(_Section):
     poll_s: float = Field(default=1.0, gt=0, description="idle sleep between inbox scans")
     cpu_slots: int = Field(default=1, ge=1, description="worker slots when no GPU is found")
     gpus: Literal["auto", "none"] | list[int] = "auto"
-    slots_per_gpu: int = Field(default=1, ge=1)
+    slots_per_gpu: int | Literal["auto"] = Field(
+        default=1, description="concurrent experiments per GPU, or auto: as many as fit in its memory")
+    max_slots_per_gpu: int = Field(default=8, ge=1, description="upper bound for slots_per_gpu: auto")
+    memory_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="share of each device's memory that experiments may reserve")
+    device_memory_mb: float | None = Field(
+        default=None, gt=0, description="memory per device for packing (default: measured)")
+    default_peak_mb: float = Field(
+        default=2048.0, gt=0, description="assumed peak of a configuration with no measured neighbour")
     threads_per_slot: int = Field(default=0, ge=0, description="torch threads per CPU worker (0: cores / slots)")
     max_attempts: int = Field(default=2, ge=1, description="runs of one idea before it is failed for good")
     timeout_min: float = Field(default=120.0, gt=0)
@@ -50,6 +58,26 @@ class WorkerConfig(_Section):
     command: list[str] | None = Field(
         default=None, description="custom worker argv; the run directory is appended (DESIGN §5)")
     device: Literal["auto", "cpu"] = "auto"
+    mode: Literal["auto", "warm", "cold"] = Field(
+        default="auto", description="warm: a long-lived process per slot takes jobs; cold: a process per "
+                                    "experiment; auto: warm for the built-in worker, cold for a command")
+    cache_mb: float = Field(default=8192.0, ge=0, description="feature cache bound per warm worker")
+    max_jobs_per_process: int = Field(default=0, ge=0, description="replace a warm worker after N jobs (0: never)")
+    max_memory_growth_mb: float = Field(
+        default=4096.0, ge=0, description="replace a warm worker whose memory grew by more (0: no bound)")
+
+    @model_validator(mode="after")
+    def _warm_needs_builtin(self) -> "WorkerConfig":
+        if self.mode == "warm" and self.command:
+            raise ValueError("mode 'warm' runs the built-in worker; a custom command runs cold "
+                             "(set mode: cold or auto)")
+        return self
+
+    @property
+    def resolved_mode(self) -> str:
+        if self.mode == "auto":
+            return "cold" if self.command else "warm"
+        return self.mode
 
 
 class AdmissionConfig(_Section):

@@ -121,6 +121,10 @@ class Layout:
     def nodes(self) -> Path:
         return self.runs / "nodes"
 
+    def node_dir(self, node: str) -> Path:
+        """A node's own files (its warm workers' slot logs); its heartbeat is nodes/<node>.json."""
+        return self.nodes / node
+
     @property
     def agents(self) -> Path:
         return self.runs / "agents"

@@ -34,6 +34,28 @@ def throughput(rows: list[dict[str, Any]], window_s: float = 3600.0, now: float 
     return {"recent_per_hour": recent * 3600.0 / window_s, "overall_per_hour": len(times) * 3600.0 / span}
 
 
+OVERHEAD_WINDOW = 500
+
+
+def overhead_by_mode(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per worker mode (warm/cold): runs, mean claim → first training step, mean overhead
+    (attempt wall time not spent in training epochs) and mean seconds per epoch."""
+    out: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        t = r.get("timings")
+        if isinstance(t, dict) and isinstance(t.get("claim_to_first_step_s"), (int, float)):
+            groups.setdefault(str(r.get("worker_mode") or t.get("worker_mode") or "cold"), []).append(t)
+
+    def mean(ts, key):
+        vals = [t[key] for t in ts if isinstance(t.get(key), (int, float))]
+        return sum(vals) / len(vals) if vals else None
+    for mode, ts in sorted(groups.items()):
+        out[mode] = {"runs": len(ts), "claim_to_first_step_s": mean(ts, "claim_to_first_step_s"),
+                     "overhead_s": mean(ts, "overhead_s"), "seconds_per_epoch": mean(ts, "seconds_per_epoch")}
+    return out
+
+
 def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     rows = read_rows(layout.leaderboard)
@@ -50,6 +72,7 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     failures = [r for r in rows if r.get("status") == "failed"][-10:]
     misconfigured = [r for r in rows if r.get("status") == "misconfigured"][-10:]
     startup = [r["startup_s"] for r in rows if isinstance(r.get("startup_s"), (int, float))]
+    overheads = overhead_by_mode(rows[-OVERHEAD_WINDOW:])
     from orze.agents.host import read_states
     from orze.agents.ledger import summarise
 
@@ -70,6 +93,7 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
         "failures": failures,
         "misconfigured_runs": misconfigured,
         "mean_startup_s": sum(startup) / len(startup) if startup else None,
+        "overhead": overheads,
         "failure_classes": dict(Counter((r.get("error") or {}).get("class") for r in failures
                                         if isinstance(r.get("error"), dict))),
     }

@@ -36,18 +36,33 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]best[/] {b['id']} {b.get('metric_name')}={b['metric']:.4f} "
                           f"({json.dumps(b.get('config', {}).get('backbone'))}, "
                           f"{b.get('config', {}).get('temporal_encoder')})")
-        if s["mean_startup_s"] is not None:
-            console.print(f"worker start → first training step: {s['mean_startup_s']:.2f}s on average")
+        for mode, o in s["overhead"].items():
+            console.print(f"{mode} workers ({o['runs']} runs): claim → first step "
+                          f"{o['claim_to_first_step_s']:.2f}s · overhead per experiment "
+                          + (f"{o['overhead_s']:.2f}s" if o["overhead_s"] is not None else "n/a")
+                          + (f" · {o['seconds_per_epoch']:.2f}s per epoch" if o["seconds_per_epoch"] else ""))
         now = time.time()
+        for n in s["nodes"]:
+            mem = " · ".join(f"{d} {m['reserved_mb']:.0f}/{m['capacity_mb']:.0f} MiB reserved"
+                             for d, m in (n.get("memory") or {}).items() if m.get("capacity_mb"))
+            console.print(f"[bold]node {n['node']}[/] ({'alive' if n['alive'] else 'gone'}, "
+                          f"{n.get('mode', 'cold')} workers): utilisation {n.get('utilisation', 0):.1%} · "
+                          f"idle with work queued {n.get('waiting_idle_fraction', 0):.1%}"
+                          + (f" · {mem}" if mem else ""))
         if s["nodes"]:
-            t = Table(title="nodes")
-            for c in ("node", "alive", "slot", "device", "running", "for", "utilisation"):
+            t = Table(title="slots")
+            for c in ("node", "slot", "device", "worker", "running", "for", "jobs", "utilisation",
+                      "idle w/ work"):
                 t.add_column(c)
             for n in s["nodes"]:
                 for sl in n.get("slots", []):
-                    t.add_row(n["node"], "yes" if n["alive"] else "no", str(sl["slot"]), sl["device"],
-                              sl["run"] or "idle", f"{now - sl['since']:.0f}s" if sl.get("since") else "",
-                              f"{n.get('utilisation', 0):.0%}")
+                    w = sl.get("worker") or {}
+                    worker = (f"warm pid {w['pid']} ({w.get('jobs', 0)} jobs)" if w.get("pid") else
+                              w.get("mode") or sl.get("mode") or "cold")
+                    t.add_row(n["node"], str(sl["slot"]), sl["device"], worker, sl["run"] or "idle",
+                              f"{now - sl['since']:.0f}s" if sl.get("since") else "",
+                              str(sl.get("jobs", "")), f"{sl.get('utilisation', 0):.0%}",
+                              f"{sl.get('waiting_idle_s', 0):.1f}s")
             console.print(t)
         if s["agents"]:
             t = Table(title="agents")

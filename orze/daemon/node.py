@@ -25,17 +25,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orze.config import ProjectConfig
+from orze.daemon.accounting import SlotClock, node_utilisation
 from orze.daemon.admission import AdmissionReport, Admitter
 from orze.daemon.heal import heal_patch
+from orze.daemon.packing import MemoryLedger, PeakIndex
 from orze.daemon.record import TRANSIENT, build_row, classify, judge_success, load_outputs, record, tail
-from orze.daemon.slots import Slot, plan_slots
-from orze.daemon.supervisor import Running, builtin_command
+from orze.daemon.slots import Slot, device_capacities, plan_slots
+from orze.daemon.supervisor import ColdProcess, Running, builtin_command
+from orze.daemon.warm import WarmPool
 from orze.layout import RUN_CONFIG, RUN_FAILURE, RUN_IDEA, RUN_METRICS, RUN_RESULT, Layout
 from orze.space import Space, check_idea, fingerprint
 from orze.store import claims, queue
 from orze.store.atomic import atomic_write_json, atomic_write_text
 from orze.store.claims import Claim, create_exclusive
 from orze.store.events import emit
+from orze.store.leaderboard import Tail
 
 import yaml
 
@@ -59,7 +63,6 @@ class Counters:
     retried: int = 0
     released: int = 0
     leases_broken: int = 0
-    busy_s: float = 0.0
 
 
 def default_node_id() -> str:
@@ -76,6 +79,14 @@ class Daemon:
         self.node = node or default_node_id()
         self.bounds = bounds or RunBounds()
         self.slots = slots if slots is not None else plan_slots(self.sched)
+        self.slot_by_index = {s.index: s for s in self.slots}
+        self.mode = project.worker.resolved_mode
+        self.pool = WarmPool(self.slots, project.worker, self._worker_env(), layout.node_dir(self.node),
+                             layout.root, on_event=self._event) if self.mode == "warm" else None
+        self.ledger = MemoryLedger(device_capacities(self.slots, self.sched))
+        self.peaks = PeakIndex()
+        self._leaderboard_tail = Tail(layout.leaderboard)
+        self.queue_view = queue.View(layout, min_age_s=self.sched.poll_s)
         self.admitter = Admitter(layout, space, project.admission, self.node, self.sched.claim_method)
         self.running: dict[int, Running] = {}
         self.counters = Counters()
@@ -84,13 +95,21 @@ class Daemon:
         self.signals = 0
         self.stop_deadline: float | None = None
         self.on_event = on_event or (lambda msg: None)
+        self.estimates: dict[int, tuple[float, str]] = {}
         self.agent_host = agent_host
         self._next_admit = 0.0
         self._next_beat = 0.0
         self._next_reap = 0.0
-        self._slot_busy_since: dict[int, float] = {}
-        self._idle_passes = 0
+        self.clocks = {s.index: SlotClock(self.started_at) for s in self.slots}
         self.recent: list[dict[str, Any]] = []
+
+    def _event(self, msg: str) -> None:
+        self.on_event(msg)
+
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["ORZE_ROOT"] = str(self.layout.root)
+        return env
 
     # --- signals ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -112,7 +131,11 @@ class Daemon:
     # --- main loop --------------------------------------------------------------------------
     def run(self) -> Counters:
         self.recover_own_claims()
-        emit(self.layout, "node_started", node=self.node, slots=[s.label for s in self.slots])
+        self.learn_peaks()
+        if self.pool is not None:
+            self.pool.tend()  # import torch and initialise devices before the first claim
+        emit(self.layout, "node_started", node=self.node, slots=[s.label for s in self.slots],
+             mode=self.mode)
         try:
             while True:
                 self.step()
@@ -132,7 +155,10 @@ class Daemon:
         if not self.stopping:
             if now >= self._next_admit or self.bounds.once:
                 self.admit()
+                self.learn_peaks()
                 self._next_admit = now + self.sched.poll_s
+            if self.pool is not None:
+                self.pool.tend()
             self.fill_slots()
             if self.bounds.once:
                 self.stopping = True  # one pass: finish what was started, claim nothing more
@@ -158,8 +184,9 @@ class Daemon:
             self.stopping = True
             self.stop_deadline = None
             return not self.running
-        if b.until_idle and not self.running and queue.depth(self.layout) == 0 and not self._inbox_pending():
-            return True
+        if b.until_idle and not self.running and not self._inbox_pending():
+            self.queue_view.refresh(force=True)
+            return len(self.queue_view) == 0
         return False
 
     def wait(self) -> None:
@@ -168,12 +195,12 @@ class Daemon:
         horizon = min(self._next_admit, self._next_beat, self._next_reap)
         if self.stop_deadline is not None:
             horizon = min(horizon, self.stop_deadline)
-        if any(self._free_slots()) and not self.stopping and queue.depth(self.layout) > 0:
+        if self._startable() and not self.stopping and len(self.queue_view) > 0:
             horizon = now  # work is waiting and a slot is free
         timeout = max(0.0, min(horizon - now, 1.0))
         if timeout == 0:
             return
-        fds = [r.pidfd for r in self.running.values() if r.pidfd is not None]
+        fds = [fd for fd in (r.fileno() for r in self.running.values()) if fd is not None]
         if fds:
             sel = selectors.DefaultSelector()
             for fd in fds:
@@ -185,7 +212,7 @@ class Daemon:
             finally:
                 sel.close()
         elif self.running:
-            time.sleep(min(timeout, 0.05))  # no pidfd support: short polls
+            time.sleep(min(timeout, 0.05))  # no pidfd or pipe to wait on: short polls
         else:
             time.sleep(timeout)
 
@@ -206,6 +233,8 @@ class Daemon:
         self.counters.admitted += len(report.admitted)
         self.counters.rejected += report.rejected
         self.counters.duplicates += report.duplicates
+        if report.admitted:
+            self.queue_view.invalidate()
         for m in report.messages:
             self.on_event(m)
         if report.admitted:
@@ -216,27 +245,61 @@ class Daemon:
     def _free_slots(self) -> list[Slot]:
         return [s for s in self.slots if s.index not in self.running]
 
+    def _startable(self) -> bool:
+        """A free slot whose device has memory for at least a default-sized experiment."""
+        return any(self.ledger.fits(s.device, 0.0) for s in self._free_slots())
+
+    def learn_peaks(self) -> None:
+        """Feed peak memory of newly finished runs (all nodes) into the packing estimates."""
+        try:
+            for row in self._leaderboard_tail.new_rows():
+                self.peaks.add(row)
+        except OSError as e:
+            self.on_event(f"leaderboard read failed: {e}")
+
+    def _slot_for(self, entry_config: dict[str, Any], free: list[Slot]) -> tuple[Slot, float, str] | None:
+        """The first free slot whose device has room for this configuration, by estimate."""
+        for slot in free:
+            need, basis = self.peaks.estimate(entry_config, slot.device, self.sched.default_peak_mb)
+            if self.ledger.fits(slot.device, need):
+                return slot, need, basis
+        return None
+
     def fill_slots(self) -> None:
         free = self._free_slots()
+        now = time.time()
         if not free:
             return
-        for name in queue.list_names(self.layout):
+        self.queue_view.refresh()
+        for name in list(self.queue_view.names):
             if not free:
                 break
             if self.bounds.max_experiments is not None and self.counters.started >= self.bounds.max_experiments:
                 break
+            peeked = queue.read(self.layout, name)
+            if peeked is None:
+                self.queue_view.discard(name)   # another node took it
+                continue
+            choice = self._slot_for(peeked.config, free)
+            if choice is None:
+                break  # the head does not fit anywhere yet: wait for memory, keep priority order
+            slot, need, basis = choice
             entry = queue.take(self.layout, name)
+            self.queue_view.discard(name)
             if entry is None:
                 continue  # another node took it
-            slot = free.pop(0)
-            if not self.start(entry, slot):
+            free.remove(slot)
+            if not self.start(entry, slot, (need, basis)):
                 free.insert(0, slot)
+        for slot in free:
+            self.clocks[slot.index].work_waiting(now, len(self.queue_view) > 0)
 
-    def start(self, entry: queue.Entry, slot: Slot) -> bool:
+    def start(self, entry: queue.Entry, slot: Slot, estimate: tuple[float, str] | None = None) -> bool:
         run_dir = self.layout.run_dir(entry.id)
         attempt = entry.attempts + 1
+        claimed_at = time.time()
         c = Claim(node=self.node, slot=slot.index, pid=os.getpid(), attempt=attempt,
-                  claimed_at=time.time(), host=socket.gethostname())
+                  claimed_at=claimed_at, host=socket.gethostname())
         if not claims.claim(run_dir, c, self.sched.claim_method):
             # Claimed already (should not happen after winning the rename): leave it be.
             self.on_event(f"{entry.id}: already claimed, skipped")
@@ -247,29 +310,48 @@ class Daemon:
             except FileNotFoundError:
                 pass
         atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))
-        argv = (list(self.project.worker.command) + [str(run_dir)]) if self.project.worker.command \
-            else builtin_command(run_dir)
-        env = dict(os.environ)
-        env.update(slot.env)
-        env.update({"ORZE_ROOT": str(self.layout.root), "ORZE_RUN_ID": entry.id,
-                    "ORZE_SPAWNED_AT": repr(time.time())})
+        warm = self.pool is not None and self.pool.usable(slot.index)
         try:
-            r = Running.start(entry, slot.index, run_dir, argv, env, attempt)
+            if warm:
+                handle = self.pool.start(slot.index, {"run_dir": str(run_dir), "root": str(self.layout.root),
+                                                      "claimed_at": claimed_at, "run_id": entry.id})
+            else:
+                argv = (list(self.project.worker.command) + [str(run_dir)]) if self.project.worker.command \
+                    else builtin_command(run_dir)
+                env = self._worker_env()
+                env.update(slot.env)
+                env.update({"ORZE_RUN_ID": entry.id, "ORZE_CLAIMED_AT": repr(claimed_at)})
+                handle = ColdProcess(argv, run_dir, env)
         except OSError as e:
             claims.release(run_dir)
             queue.requeue(self.layout, entry)
+            self.queue_view.invalidate()
             self.on_event(f"{entry.id}: cannot start worker ({e}); re-queued")
             return False
+        r = Running(entry, slot.index, run_dir, handle, claimed_at, attempt, mode="warm" if warm else "cold")
         try:
-            atomic_write_text(run_dir / WORKER_PID, f"{r.proc.pid}\n")
+            atomic_write_text(run_dir / WORKER_PID, f"{r.pid}\n")
         except OSError:
             pass
         self.running[slot.index] = r
-        self._slot_busy_since[slot.index] = time.time()
+        need, basis = estimate or self.peaks.estimate(entry.config, slot.device, self.sched.default_peak_mb)
+        self.ledger.reserve(slot.device, slot.index, need)
+        self.estimates[slot.index] = (need, basis)
+        self.clocks[slot.index].start(claimed_at)
         self.counters.started += 1
-        emit(self.layout, "started", id=entry.id, node=self.node, slot=slot.index, attempt=attempt)
+        emit(self.layout, "started", id=entry.id, node=self.node, slot=slot.index, attempt=attempt,
+             mode=r.mode, pid=r.pid)
         self.on_event(f"slot {slot.label}: started {entry.id} ({_short(entry.config)})")
         return True
+
+    def _slot_done(self, r: Running) -> None:
+        """Bookkeeping when a slot's experiment ends, however it ends."""
+        now = time.time()
+        self.clocks[r.slot].stop(now)
+        slot = self.slot_by_index.get(r.slot)
+        if slot is not None:
+            self.ledger.release(slot.device, r.slot)
+        self.clocks[r.slot].work_waiting(now, len(self.queue_view) > 0)
 
     # --- supervision -------------------------------------------------------------------------
     def supervise(self) -> None:
@@ -290,7 +372,10 @@ class Daemon:
                 continue
             del self.running[slot]
             r.close()
-            self.counters.busy_s += time.time() - self._slot_busy_since.pop(slot, time.time())
+            self._slot_done(r)
+            if getattr(r.handle, "never_started", False):
+                self._requeue_unstarted(r)
+                continue
             try:
                 self.finish(r, code)
             except OSError as e:  # a full disk: keep the run claimed; a restart recovers it
@@ -314,7 +399,12 @@ class Daemon:
             return
         row = build_row(entry, status, metrics, self.node, r.slot, r.started_at, finished_at, error,
                         r.attempt)
+        need, basis = self.estimates.pop(r.slot, (None, None))
+        row["worker_mode"] = r.mode
+        row["memory_estimate_mb"] = None if need is None else round(need, 1)
+        row["memory_estimate_basis"] = basis
         record(self.layout, row)
+        self.peaks.add(row)  # learned at once, before this slot is refilled
         claims.release(run_dir)
         setattr(self.counters, status, getattr(self.counters, status) + 1)
         emit(self.layout, "finished", id=entry.id, status=status, metric=row["metric"],
@@ -354,20 +444,32 @@ class Daemon:
         entry.history.append(note)
         claims.release(r.run_dir)
         queue.requeue(self.layout, entry)
+        self.queue_view.invalidate()
         self.counters.retried += 1
         emit(self.layout, "requeued", id=entry.id, attempt=r.attempt, failure=cls, heal=note.get("heal"))
         self.on_event(f"{entry.id}: attempt {r.attempt} failed ({cls}); re-queued"
                       + (f" with heal: {note['heal']}" if "heal" in note else ""))
         return True
 
+    def _requeue_unstarted(self, r: Running) -> None:
+        """The slot's warm worker died before it could start this experiment: back to the queue
+        as it was (no attempt used); the pool replaces the worker, or runs the slot cold."""
+        claims.release(r.run_dir)
+        queue.requeue(self.layout, r.entry)
+        self.queue_view.invalidate()
+        self.counters.released += 1
+        emit(self.layout, "released", id=r.entry.id, node=self.node, reason="warm worker failed to start")
+        self.on_event(f"{r.entry.id}: warm worker {r.pid} died before starting it; re-queued")
+
     def release(self, r: Running, reason: str) -> None:
         """Kill a running worker and put its idea back on the queue, unchanged."""
         r.kill(reason, grace=2.0)
         self.running.pop(r.slot, None)
         r.close()
-        self.counters.busy_s += time.time() - self._slot_busy_since.pop(r.slot, time.time())
+        self._slot_done(r)
         claims.release(r.run_dir)
         queue.requeue(self.layout, r.entry)
+        self.queue_view.invalidate()
         self.counters.released += 1
         emit(self.layout, "released", id=r.entry.id, node=self.node, reason=reason)
         self.on_event(f"{r.entry.id}: released back to the queue ({reason})")
@@ -410,6 +512,7 @@ class Daemon:
             return
         entry.history.append({"released": reason, "at": time.time()})
         queue.requeue(self.layout, entry)
+        self.queue_view.invalidate()
         claims.release(run_dir)
         self.counters.leases_broken += 1
         emit(self.layout, "lease_broken", id=entry.id, node=self.node, reason=reason)
@@ -418,16 +521,24 @@ class Daemon:
     # --- node heartbeat ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
-        busy = self.counters.busy_s + sum(now - t for t in self._slot_busy_since.values())
-        elapsed = max(now - self.started_at, 1e-9)
+        slots = []
+        for sl in self.slots:
+            r = self.running.get(sl.index)
+            entry = {"slot": sl.index, "device": sl.device, "run": r.entry.id if r else None,
+                     "since": r.started_at if r else None, "mode": r.mode if r else self.mode,
+                     "reserved_mb": self.ledger.reserved.get(sl.device, {}).get(sl.index),
+                     **self.clocks[sl.index].snapshot(now)}
+            if self.pool is not None:
+                entry["worker"] = self.pool.describe(sl.index)
+            slots.append(entry)
+        totals = node_utilisation(slots)
         return {
-            "node": self.node, "host": socket.gethostname(), "pid": os.getpid(),
+            "node": self.node, "host": socket.gethostname(), "pid": os.getpid(), "mode": self.mode,
             "started_at": self.started_at, "updated_at": now, "stopping": self.stopping,
-            "slots": [{"slot": s.index, "device": s.device,
-                       "run": self.running[s.index].entry.id if s.index in self.running else None,
-                       "since": self.running[s.index].started_at if s.index in self.running else None}
-                      for s in self.slots],
-            "utilisation": busy / (elapsed * max(len(self.slots), 1)),
+            "slots": slots, **totals,
+            "memory": {d: {"capacity_mb": c, "reserved_mb": round(self.ledger.used(d), 1)}
+                       for d, c in self.ledger.capacity_mb.items()},
+            "queue_view": {"entries": len(self.queue_view), "list_s": round(self.queue_view.list_s, 4)},
             "counters": dict(self.counters.__dict__),
         }
 
@@ -457,6 +568,8 @@ class Daemon:
                 self.agent_host.stop()
             except Exception as e:
                 self.on_event(f"agent host stop error: {e}")
+        if self.pool is not None:
+            self.pool.stop_all()
         self.heartbeat(stopped=True)
         emit(self.layout, "node_stopped", node=self.node, counters=dict(self.counters.__dict__))
 

@@ -93,9 +93,22 @@ def build_row(entry: Entry, status: str, metrics: dict[str, Any] | None, node: s
         "duration_s": round(finished_at - started_at, 3), "epochs_run": m.get("epochs_run"),
         "seed": entry.config.get("seed"), "error": error, "attempts": attempts,
         "startup_s": m.get("startup_s"), "seconds_per_epoch": m.get("seconds_per_epoch"),
-        "peak_memory_mb": m.get("peak_memory_mb"), "near_duplicate_of": entry.near_duplicate_of,
+        "peak_memory_mb": m.get("peak_memory_mb"), "device": m.get("device"),
+        "timings": _timings(m, entry, started_at, finished_at),
+        "near_duplicate_of": entry.near_duplicate_of,
         "history": entry.history,
     }
+
+
+def _timings(m: dict[str, Any], entry: Entry, claimed_at: float, finished_at: float) -> dict[str, Any]:
+    """The worker's timings plus the daemon's: queue wait, and the overhead of the attempt (its
+    wall time not spent in training epochs: start-up, data, final evaluation, recording)."""
+    t = dict(m.get("timings") or {}) if isinstance(m.get("timings"), dict) else {}
+    t["queue_wait_s"] = round(claimed_at - entry.admitted_at, 3) if entry.admitted_at else None
+    train_s = t.get("train_s")
+    if isinstance(train_s, (int, float)):
+        t["overhead_s"] = round(max(0.0, finished_at - claimed_at - train_s), 3)
+    return t
 
 
 def load_outputs(run_dir: Path) -> tuple[dict | None, dict | None]:

@@ -1,5 +1,6 @@
-"""Worker slots of this node: one (or `slots_per_gpu`) per GPU found through NVML, else a
-configurable number of CPU slots. Each slot knows the environment its worker runs with."""
+"""Worker slots of this node: `slots_per_gpu` per GPU found through NVML (with `auto`,
+`max_slots_per_gpu`, of which memory packing decides how many run at once), else a configurable
+number of CPU slots. Each slot knows the environment its worker runs with."""
 
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int |
     cores = cores or os.cpu_count() or 1
     slots: list[Slot] = []
     if gpus:
-        per_slot_threads = max(1, cores // (len(gpus) * cfg.slots_per_gpu))
+        per_gpu = cfg.max_slots_per_gpu if cfg.slots_per_gpu == "auto" else cfg.slots_per_gpu
+        per_slot_threads = max(1, cores // (len(gpus) * per_gpu))
         for g in gpus:
-            for _ in range(cfg.slots_per_gpu):
+            for _ in range(per_gpu):
                 slots.append(Slot(len(slots), f"cuda:{g}", {
                     "CUDA_VISIBLE_DEVICES": str(g), "ORZE_DEVICE": "cuda",
                     "ORZE_THREADS": str(cfg.threads_per_slot or per_slot_threads)}))
@@ -62,3 +64,21 @@ def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int |
         slots.append(Slot(i, "cpu", {"CUDA_VISIBLE_DEVICES": "", "ORZE_DEVICE": "cpu",
                                       "ORZE_THREADS": str(threads)}))
     return slots
+
+
+def device_capacities(slots: list[Slot], cfg: SchedulerConfig) -> dict[str, float | None]:
+    """Usable memory (MiB) per device the slots run on, for packing: the configured
+    `device_memory_mb` or the measured total, times `memory_fraction`, less a CUDA context per
+    GPU slot. None where it cannot be measured (packing then never holds a start back)."""
+    from orze.daemon.packing import CUDA_CONTEXT_MB, gpu_memory_mb, host_memory_mb, usable_capacity
+
+    out: dict[str, float | None] = {}
+    for device in sorted({s.device for s in slots}):
+        n = sum(1 for s in slots if s.device == device)
+        if device.startswith("cuda:"):
+            total = cfg.device_memory_mb or gpu_memory_mb(int(device.split(":")[1]))
+            out[device] = usable_capacity(total, cfg.memory_fraction, n, CUDA_CONTEXT_MB)
+        else:
+            total = cfg.device_memory_mb or host_memory_mb()
+            out[device] = usable_capacity(total, cfg.memory_fraction, n, 0.0)
+    return out

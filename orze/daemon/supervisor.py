@@ -1,8 +1,14 @@
-"""One running worker: its process group, its deadline, its progress, and how to stop it.
+"""One running experiment: how it executes, its deadline, its progress, and how to stop it.
+
+An experiment executes either in a process of its own (cold mode, `ColdProcess`) or as a job on a
+slot's warm worker (orze.daemon.warm.WarmJob). Both are handles with the same small interface
+(pid, poll, fileno, kill, close), so supervision, timeouts, stalls, leases and recording do not
+depend on the mode.
 
 Workers start in their own session (process group), so a timeout, a stall or a shutdown kills
-everything the worker spawned, not only its top process. On Linux each worker also gets a pidfd,
-which lets the daemon sleep until a worker exits instead of polling.
+everything the worker spawned, not only its top process. On Linux a cold worker also gets a pidfd
+(a warm job has its event pipe), which lets the daemon sleep until something finishes instead of
+polling.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from orze.layout import RUN_LOG, RUN_OUTPUT
 from orze.store.queue import Entry
@@ -23,38 +30,95 @@ def builtin_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "orze.worker", str(run_dir)]
 
 
+class Execution(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def fileno(self) -> int | None: ...
+    def kill(self, grace: float) -> None: ...
+    def close(self) -> None: ...
+
+
+def kill_group(proc: subprocess.Popen, grace: float) -> None:
+    """Terminate a process group: SIGTERM, then SIGKILL after `grace` seconds, then stragglers."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def open_pidfd(pid: int) -> int | None:
+    if hasattr(os, "pidfd_open"):
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            return None
+    return None
+
+
+class ColdProcess:
+    """Cold mode: a process per experiment; its exit status is the experiment's."""
+
+    def __init__(self, argv: list[str], run_dir: Path, env: dict[str, str]):
+        out = open(run_dir / RUN_OUTPUT, "ab")
+        try:
+            self.proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+        self.pid = self.proc.pid
+        self.pidfd = open_pidfd(self.pid)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def fileno(self) -> int | None:
+        return self.pidfd
+
+    def kill(self, grace: float) -> None:
+        kill_group(self.proc, grace)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            try:
+                os.close(self.pidfd)
+            except OSError:
+                pass
+            self.pidfd = None
+
+
 @dataclass
 class Running:
     entry: Entry
     slot: int
     run_dir: Path
-    proc: subprocess.Popen
-    started_at: float
+    handle: Execution
+    started_at: float          # when the claim was made: the run's clock starts here
     attempt: int
-    pidfd: int | None = None
+    mode: str = "cold"
     last_progress: float = field(default_factory=time.time)
     last_log_size: int = -1
     stop_reason: str | None = None
 
-    @classmethod
-    def start(cls, entry: Entry, slot: int, run_dir: Path, argv: list[str], env: dict[str, str],
-              attempt: int) -> "Running":
-        out = open(run_dir / RUN_OUTPUT, "ab")
-        try:
-            proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            out.close()
-        pidfd = None
-        if hasattr(os, "pidfd_open"):
-            try:
-                pidfd = os.pidfd_open(proc.pid)
-            except OSError:
-                pidfd = None
-        return cls(entry, slot, run_dir, proc, time.time(), attempt, pidfd)
+    @property
+    def pid(self) -> int:
+        return self.handle.pid
 
     def poll(self) -> int | None:
-        return self.proc.poll()
+        return self.handle.poll()
+
+    def fileno(self) -> int | None:
+        return self.handle.fileno()
 
     def progressed(self) -> bool:
         """True if the worker's log grew since the last look (stall detection)."""
@@ -71,28 +135,9 @@ class Running:
         return False
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
-        """Terminate the whole process group: SIGTERM, then SIGKILL after `grace` seconds."""
+        """Stop the experiment now (its whole process group)."""
         self.stop_reason = self.stop_reason or reason
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # Reap any stragglers left in the group.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.handle.kill(grace)
 
     def close(self) -> None:
-        if self.pidfd is not None:
-            try:
-                os.close(self.pidfd)
-            except OSError:
-                pass
-            self.pidfd = None
+        self.handle.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orze.features.store import Clip, write_clips, write_store
+from orze.features.store import Clip, split_grouped, write_clips, write_store
 from orze.layout import Layout
 
 
@@ -135,13 +135,16 @@ def generate(layout: Layout, n_clips: int = 1500, frames: int = 20, seed: int = 
     layout.features.mkdir(parents=True, exist_ok=True)
     write_clips(layout.clips_csv, clips)
     ids = [c.clip_id for c in clips]
+    position = {cid: i for i, cid in enumerate(ids)}
+    rows = np.array([position[cid] for cid in split_grouped(ids, clips)], dtype=np.int64)
     written = {}
     chosen = [b for b in BACKBONES if backbones is None or b.name in backbones]
     for spec in chosen:
         # Each backbone draws from its own stream, so the subset generated does not change values.
         sub = np.random.default_rng([seed, sum(map(ord, spec.name))])
         feats = backbone_features(spec, views, sub)
-        write_store(layout.backbone_dir(spec.name), spec.name, ids, feats, {
+        # Stored grouped by split (each split one contiguous block, read as one slice).
+        write_store(layout.backbone_dir(spec.name), spec.name, [ids[i] for i in rows], feats[rows], {
             "model_id": f"synthetic/{spec.name}", "synthetic": True, "fps": 5.0, "seed": seed,
             "preprocessing": "synthetic latent projection (orze.demo.synth)",
         })

@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orze.features.backbones import Backbone, config_side, needs_exact_side
 from orze.features.labels import merge_into_clips_csv
-from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store
+from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store, split_grouped
 from orze.features.writer import write_store_rows
 from orze.features.video import ALIGNS, Sampled, VideoError, find_videos, sample_video
 from orze.layout import Layout
@@ -306,6 +306,8 @@ def _assemble(layout: Layout, backbone: Backbone, clips: list[Clip], sig: dict, 
         else:
             continue
         new_clips.append(c)
+    loaders = dict(plan)  # stored grouped by split: each split is read as one slice
+    plan = [(cid, loaders[cid]) for cid in split_grouped(list(loaders), clips)]
     report.total = len(plan)
     if not plan:
         raise ExtractError(f"{store_dir}: no clip could be extracted "

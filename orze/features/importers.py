@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
-from orze.features.store import Clip, FeatureStoreError
+from orze.features.store import Clip, FeatureStoreError, split_grouped
 from orze.features.writer import write_store_rows
 
 Format = Literal["auto", "npy-dir", "array", "parquet"]
@@ -224,8 +224,9 @@ def _first_duplicate(ids: list[str]) -> str | None:
 
 def plan(features: Mapping[str, np.ndarray], clips: list[Clip], source: Path
          ) -> tuple[list[str], list[str]]:
-    """(ids to write, in clips.csv order; ids in the source that clips.csv does not list)."""
-    order = [c.clip_id for c in clips]
+    """(ids to write, in clips.csv order grouped by split, so each split is one contiguous block;
+    ids in the source that clips.csv does not list)."""
+    order = split_grouped([c.clip_id for c in clips], clips)
     missing = [cid for cid in order if cid not in features]
     if missing:
         raise FeatureImportError(f"{source}: {len(missing)} clip(s) of features/clips.csv have no "

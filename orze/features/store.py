@@ -63,6 +63,33 @@ class FeatureStore:
             out[j] = i
         return out
 
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """float32 copy of the given rows. Rows that form one ascending run (a split stored as a
+        contiguous block, as every Orze writer lays it out) are one sequential slice of the
+        memory map; anything else falls back to a gather."""
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and bool(np.all(np.diff(rows) == 1)):
+            block = self.array[int(rows[0]):int(rows[-1]) + 1]
+        else:
+            block = self.array[rows]
+        return np.asarray(block, dtype=np.float32)
+
+    def signature(self) -> tuple:
+        """Identity of the files on disk (inode, size, mtime), so a cache notices a rewrite."""
+        return tuple(_stat_key(self.path / n) for n in ("features.npy", "clips.txt", "meta.json"))
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def split_grouped(ids: list[str], clips: list["Clip"]) -> list[str]:
+    """`ids` reordered so each split is one contiguous block (train, val, test; ids clips.csv does
+    not list go last), keeping the order within a block. Writers store rows in this order so a
+    worker reads a split as one sequential slice."""
+    rank = {c.clip_id: SPLITS.index(c.split) for c in clips}
+    return sorted(ids, key=lambda cid: rank.get(cid, len(SPLITS)))  # sorted() is stable
+
 
 def write_store(directory: Path, backbone: str, ids: list[str], array: np.ndarray,
                 meta: dict[str, Any]) -> None:

@@ -64,15 +64,45 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break  # torn last line: its writer has not finished (or died)
-            line = raw.strip(b"\x00 \r\n")
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
+            row = _parse_line(raw)
+            if row is not None:
                 yield row
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    line = raw.strip(b"\x00 \r\n")
+    if not line:
+        return None
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+class Tail:
+    """Rows appended since the last call, for a long-running reader (the daemon): each call reads
+    only the new bytes, up to the last complete line. A rebuilt file (new inode, or shorter) is
+    read again from the start."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.inode = Path(path), 0, None
+
+    def new_rows(self) -> list[dict[str, Any]]:
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return []
+        with f:
+            st = os.fstat(f.fileno())
+            if st.st_ino != self.inode or st.st_size < self.offset:
+                self.inode, self.offset = st.st_ino, 0
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1   # a torn last line waits for its writer
+        self.offset += end
+        rows = (_parse_line(raw) for raw in data[:end].split(b"\n"))
+        return [r for r in rows if r is not None and "id" in r]
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -1,15 +1,15 @@
-"""`python -m orze.worker RUN_DIR [--root ROOT] [--device DEV]`: run one experiment.
+"""`python -m orze.worker RUN_DIR [--root ROOT] [--device DEV]`: run one experiment (cold mode).
 
 Exit status 0 on success (metrics.json written); otherwise failure.json names the failure class
 (invalid_config, missing_features, nan_loss, oom, shape_mismatch, crash) and the message, and the
-exit status is 3.
+exit status is 3. The warm per-slot worker (`python -m orze.worker.warm`) runs the same job code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import traceback
 from pathlib import Path
 
 from orze.layout import Layout
@@ -22,20 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     args = ap.parse_args(argv)
     run_dir = args.run_dir.resolve()
-    import os
     root = args.root or os.environ.get("ORZE_ROOT") or run_dir.parents[2]
-    layout = Layout.at(root)
-    from orze.store.atomic import atomic_write_json
-    from orze.worker.train import classify_exception, run_experiment
-    try:
-        run_experiment(run_dir, layout, args.device)
-    except Exception as exc:  # every failure is recorded with its class, never silently lost
-        failure = {"class": classify_exception(exc), "message": str(exc)[:2000],
-                   "traceback": traceback.format_exc()[-4000:]}
-        atomic_write_json(run_dir / "failure.json", failure)
-        print(f"orze worker: {failure['class']}: {failure['message']}", file=sys.stderr)
-        return 3
-    return 0
+    from orze.worker.job import run_job
+    return run_job(run_dir, Layout.at(root), args.device,
+                   worker={"mode": "cold", "pid": os.getpid(), "jobs": 1})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 
 from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash
 from orze.layout import Layout
+from orze.worker.cache import FeatureCache, file_key
 
 SEQUENCE_MODE = "centre-crop/zero-pad+mask"
 
@@ -63,39 +64,69 @@ class ExperimentData:
     dims: list[int]
     splits: dict[str, SplitData]
     info: dict = field(default_factory=dict)   # what was loaded, for effective_config.json
+    cache_hits: list[bool] = field(default_factory=list)  # per backbone, with a warm worker's cache
 
     @property
     def positive_rate(self) -> float:
         return float(self.splits["train"].y.mean())
 
 
-def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
-                         device: torch.device) -> ExperimentData:
-    ids = split_ids(layout.clips_csv)
-    labels = {c.clip_id: c.label for c in read_clips(layout.clips_csv)}
+def read_split_table(clips_csv: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """(clip ids per split, label per clip id) from features/clips.csv, checked."""
+    ids = split_ids(clips_csv)
     for s in SPLITS:
         if not ids[s]:
-            raise FeatureStoreError(f"{layout.clips_csv}: the '{s}' split is empty")
+            raise FeatureStoreError(f"{clips_csv}: the '{s}' split is empty")
+    return ids, {c.clip_id: c.label for c in read_clips(clips_csv)}
+
+
+def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]],
+                  device: torch.device) -> tuple[dict[str, torch.Tensor], dict]:
+    """One backbone's splits as standardised float32 tensors on `device` (statistics from the
+    training split only), with what was loaded for effective_config.json."""
+    store = open_store(layout.backbone_dir(backbone), backbone)
+    arrays = {s: torch.from_numpy(store.read(store.rows(ids[s]))) for s in SPLITS}
+    if not all(torch.isfinite(a).all() for a in arrays.values()):
+        raise FeatureStoreError(f"{store.path}/features.npy: NaN or inf values")
+    mean = arrays["train"].mean(dim=(0, 1))
+    std = arrays["train"].std(dim=(0, 1)).clamp(min=1e-6)
+    out = {s: ((arrays[s] - mean) / std).to(device) for s in SPLITS}
+    info = {"backbone": backbone, "dim": store.dim, "frames": store.frames,
+            "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False))}
+    return out, info
+
+
+def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
+                         device: torch.device, cache: FeatureCache | None = None) -> ExperimentData:
+    """The experiment's splits, fitted to `seq_len`. With a cache (a warm worker), the split
+    table and each backbone's standardised tensors are reused while their files are unchanged."""
+    csv_key = file_key(layout.clips_csv)
+    if cache is not None and csv_key is not None:
+        ids, labels = cache.get(("clips", str(layout.clips_csv), csv_key),
+                                lambda: read_split_table(layout.clips_csv))
+    else:
+        ids, labels = read_split_table(layout.clips_csv)
     per_split: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
     feature_info = []
     frames = None
+    hits = []
     for b in backbones:
-        store = open_store(layout.backbone_dir(b), b)
-        if frames is not None and store.frames != frames:
+        if cache is not None:
+            bdir = layout.backbone_dir(b)
+            key = ("backbone", str(bdir), csv_key, str(device),
+                   tuple(file_key(bdir / n) for n in ("features.npy", "clips.txt", "meta.json")))
+            tensors, info = cache.get(key, lambda: load_backbone(layout, b, ids, device))
+            hits.append(cache.last_hit)
+        else:
+            tensors, info = load_backbone(layout, b, ids, device)
+        if frames is not None and info["frames"] != frames:
             raise FeatureStoreError(
-                f"{store.path}: {store.frames} frames per clip, but another fused backbone has {frames}")
-        frames = store.frames
-        arrays = {s: torch.from_numpy(np.asarray(store.array[store.rows(ids[s])], dtype=np.float32))
-                  for s in SPLITS}
-        if not all(torch.isfinite(a).all() for a in arrays.values()):
-            raise FeatureStoreError(f"{store.path}/features.npy: NaN or inf values")
-        mean = arrays["train"].mean(dim=(0, 1))
-        std = arrays["train"].std(dim=(0, 1)).clamp(min=1e-6)
+                f"{layout.backbone_dir(b)}: {info['frames']} frames per clip, but another fused "
+                f"backbone has {frames}")
+        frames = info["frames"]
         for s in SPLITS:
-            per_split[s].append(((arrays[s] - mean) / std).to(device))
-        feature_info.append({"backbone": b, "dim": store.dim, "frames": store.frames,
-                             "model_id": store.meta.get("model_id"),
-                             "synthetic": bool(store.meta.get("synthetic", False))})
+            per_split[s].append(tensors[s])
+        feature_info.append(info)
     splits = {}
     for s in SPLITS:
         xs, mask = [], None
@@ -111,4 +142,6 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         "split_positives": {s: int(splits[s].y.sum().item()) for s in SPLITS},
         "stored_frames": frames,
     }
-    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info)
+    data = ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info)
+    data.cache_hits = hits
+    return data

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,9 @@ from orze.layout import RUN_CONFIG, RUN_EFFECTIVE, RUN_LOG, RUN_METRICS, Layout
 from orze.space import check_idea, load_space
 from orze.store.atomic import atomic_write_json
 from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, load_experiment_data
+from orze.worker.cache import FeatureCache
 from orze.worker.losses import build_loss
+from orze.worker.memory import peak_rss_mb, reset_peak_rss
 from orze.worker.model import ClipClassifier, build_model, describe_model
 
 EVAL_BATCH = 512
@@ -192,9 +193,15 @@ class Log:
         self.f.flush()
 
 
-def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> dict[str, Any]:
+def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
+                   claimed_at: float | None = None, cache: FeatureCache | None = None,
+                   worker: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate the run in `run_dir`. `claimed_at` is when the daemon claimed it (the
+    start of its overhead clock); `cache` is a warm worker's feature cache; `worker` describes
+    the process (mode, pid, jobs run) for the timings."""
     t_start = time.time()
-    spawned_at = float(os.environ.get("ORZE_SPAWNED_AT", t_start))
+    if claimed_at is None:
+        claimed_at = float(os.environ.get("ORZE_CLAIMED_AT", t_start))
     run_dir = Path(run_dir)
     log = Log(run_dir / RUN_LOG)
     config = read_run_config(run_dir, layout)
@@ -205,9 +212,12 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
     seed = int(config["seed"])
     set_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    reset_peak_rss()
 
     backbones = config["backbone"] if isinstance(config["backbone"], list) else [config["backbone"]]
-    data: ExperimentData = load_experiment_data(layout, backbones, config["seq_len"], dev)
+    t_data = time.time()
+    data: ExperimentData = load_experiment_data(layout, backbones, config["seq_len"], dev, cache)
+    data_s = time.time() - t_data
     model = build_model(config, data.dims, data.positive_rate).to(dev)
     loss_fn = build_loss(config)
     train = data.splits["train"]
@@ -226,6 +236,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
         f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]}")
 
     history, best_state = [], None
+    t_last_epoch = time.time()
     stopper = EarlyStopper(config["patience"])
     first_step_at = None
     max_batch = 0
@@ -258,6 +269,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
                         "seconds": time.time() - t_epoch})
         log(f"epoch {epoch + 1}/{config['epochs']} loss={total / max(count, 1):.4f} "
             f"val_ap={val['ap']:.4f} ({time.time() - t_epoch:.2f}s)")
+        t_last_epoch = time.time()
         improved, stop = stopper.update(epoch + 1, val["ap"])
         if improved or best_state is None:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -270,18 +282,31 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None) -> 
     # The test split is read exactly once, after selection, and never feeds back into it.
     test = binary_metrics(data.splits["test"].y.cpu().numpy(), predict(model, data.splits["test"], autocast))
     if dev.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+        # reserved, not allocated: what this process holds on the GPU (the packing budget)
+        peak_mb = torch.cuda.max_memory_reserved(dev) / 2**20
     else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_mb()
+    finished_train_at = time.time()
+    first = first_step_at or finished_train_at
+    train_s = sum(h["seconds"] for h in history)
     metrics = {
         "metric_name": "val_ap", "metric": val["ap"], "val_ap": val["ap"], "val_auc": val["auc"],
         "test_metric": test["ap"], "test_ap": test["ap"], "test_auc": test["auc"],
         "selection": {"split": "val", "metric": "val_ap", "best_epoch": stopper.best_epoch},
         "epochs_run": len(history), "history": history, "seed": seed,
         "seconds": time.time() - t_start,
-        "startup_s": (first_step_at or time.time()) - spawned_at,
-        "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
+        "startup_s": first - claimed_at,
+        "seconds_per_epoch": train_s / max(len(history), 1),
         "peak_memory_mb": peak_mb, "device": str(dev), "threads": torch.get_num_threads(),
+        "timings": {
+            "claimed_at": claimed_at, "worker_started_at": t_start, "first_step_at": first,
+            "claim_to_first_step_s": first - claimed_at, "process_start_s": t_start - claimed_at,
+            "data_s": data_s, "train_s": train_s, "final_eval_s": finished_train_at - t_last_epoch,
+            "seconds_per_epoch": train_s / max(len(history), 1),
+            "feature_cache": ("hit" if data.cache_hits and all(data.cache_hits) else
+                              "miss" if cache is not None else "none"),
+            **{f"worker_{k}": v for k, v in (worker or {"mode": "cold"}).items()},
+        },
     }
     effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, stopper,
                                  config, data, max_batch, dev)

@@ -51,8 +51,8 @@ def test_split_leak(tiny_dir, monkeypatch):
 def test_eval_padding_mismatch(tiny_dir, monkeypatch):
     real = data_mod.load_experiment_data
 
-    def mismatched(layout, backbones, seq_len, device):
-        data = real(layout, backbones, seq_len, device)
+    def mismatched(layout, backbones, seq_len, device, cache=None):
+        data = real(layout, backbones, seq_len, device, cache)
         for split in ("val", "test"):  # evaluation padded to a different length than training
             s = data.splits[split]
             s.x = [torch.cat([x, torch.zeros(x.shape[0], 4, x.shape[2])], dim=1) for x in s.x]
