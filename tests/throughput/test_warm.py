@@ -74,7 +74,7 @@ def test_warm_workers_are_reused_and_match_cold_results(tmp_path):
 
 
 def test_killed_warm_worker_loses_nothing_and_is_replaced(tmp_path):
-    layout = make_research_dir(tmp_path / "r", clips=400, frames=20,
+    layout = make_research_dir(tmp_path / "r", clips=1200, frames=20,
                                project={"scheduler": {"cpu_slots": 1, "max_attempts": 2}})
     slow = {"epochs": 15, "patience": 15, "batch_size": 16, "d_model": 16, "num_heads": 2, "seq_len": 20}
     submit(layout, tmp_path, [{**slow, "seed": 1}, {**FAST, "seed": 2}])
@@ -90,7 +90,12 @@ def test_killed_warm_worker_loses_nothing_and_is_replaced(tmp_path):
         time.sleep(0.05)
     first = started[0]
     assert first["mode"] == "warm"
+    log = layout.run_dir(first["id"]) / "train.log"
+    while "epoch 1/" not in (log.read_text() if log.exists() else ""):   # training has begun
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
     os.kill(first["pid"], signal.SIGKILL)          # the slot's warm worker dies mid-experiment
+    assert "done val_ap" not in log.read_text()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     rows = by_seed(read_rows(layout.leaderboard))
@@ -134,4 +139,5 @@ def test_slot_falls_back_to_cold_when_warm_workers_cannot_start(tmp_path, monkey
     rows = read_rows(layout.leaderboard)
     assert [r["status"] for r in rows] == ["done", "done"]
     assert {r["worker_mode"] for r in rows} == {"cold"}
+    assert all(r["attempts"] == 1 for r in rows)   # jobs handed to workers that never got ready used no attempt
     assert any("runs cold from now on" in m for m in messages), messages
