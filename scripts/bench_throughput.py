@@ -10,7 +10,8 @@ subprocess, and reads the result rows and the node heartbeat back. Printed per r
   slot util      share of slot time between a claim and its recorded result
   train share    share of slot time inside training epochs (what a GPU is for)
   idle w/ work   share of slot time a slot sat free while the queue had work (scheduler latency)
-  claim→step     mean seconds from claim to the first optimiser step
+  claim→step     seconds from claim to the first optimiser step (mean; median: a warm worker's
+                 first job also waits for its imports, later ones do not)
   overhead       mean seconds per experiment not spent in training epochs
 
 Usage:
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +120,7 @@ def run_one(work: Path, features: Path, mode: str, slots: int, n: int, device: s
         "train_share": sum(x["train_s"] for x in t) / slot_time,
         "waiting_idle_fraction": node.get("waiting_idle_fraction"),
         "claim_to_first_step_s": sum(x["claim_to_first_step_s"] for x in t) / n,
+        "claim_to_first_step_median_s": statistics.median(x["claim_to_first_step_s"] for x in t),
         "overhead_s": sum(x["overhead_s"] for x in t) / n,
         "seconds_per_epoch": sum(x["seconds_per_epoch"] for x in t) / n,
         "best_val_ap": max(r["metric"] for r in done),
@@ -147,14 +150,15 @@ def main() -> None:
     table = Table(title=f"throughput: {args.experiments} experiments per run, {args.scale} scale, {args.device}, "
                         f"mix of {len(MIX)} configs x {BASE['epochs']} epochs")
     for c in ("mode", "slots", "exp/h", "exp/slot-h", "slot util", "train share", "idle w/ work",
-              "claim→step", "overhead", "s/epoch"):
+              "claim→step mean", "median", "overhead", "s/epoch"):
         table.add_column(c, justify="right")
     for r in results:
         table.add_row(r["mode"], str(r["slots"]), f"{r['exp_per_hour']:.0f}", f"{r['exp_per_slot_hour']:.0f}",
                       f"{r['slot_utilisation']:.1%}", f"{r['train_share']:.1%}",
                       f"{r['waiting_idle_fraction']:.2%}", f"{r['claim_to_first_step_s']:.2f}s",
+                      f"{r['claim_to_first_step_median_s']:.2f}s",
                       f"{r['overhead_s']:.2f}s", f"{r['seconds_per_epoch']:.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
     for slots in sorted({r["slots"] for r in results}):
         by = {r["mode"]: r for r in results if r["slots"] == slots}
         if "cold" in by and "warm" in by:

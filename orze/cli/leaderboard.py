@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import orjson
 import typer
 from rich.table import Table
 
@@ -94,11 +95,26 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def has_replicates(rows: list[dict]) -> bool:
+    """Whether two finished runs share a configuration apart from the seed (pure, fast)."""
+    seen: set[bytes] = set()
+    for r in rows:
+        config = r.get("config")
+        if r.get("status") != "done" or not isinstance(config, dict):
+            continue
+        key = orjson.dumps({k: v for k, v in config.items() if k != "seed"},
+                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
 def replicate_info(layout, rows: list[dict]) -> tuple[dict[str, dict], dict | None]:
     """Mean ± std per replicated configuration (seed ignored) and whether the current best lies
     within the noise of the previous best; empty without replicated runs."""
-    if not rows:
-        return {}, None
+    if not rows or not has_replicates(rows):
+        return {}, None  # the common case, decided without building a frame of every row
     from orze.analysis.frame import frame_from_rows
     from orze.analysis.noise import noise_floor, replicate_stats
     from orze.space import SpaceError, load_space

@@ -51,3 +51,23 @@ def test_rebuild_from_results(tmp_path):
     layout.leaderboard.write_text("garbage\n")
     assert rebuild(layout) == 3
     assert [r["id"] for r in read_rows(layout.leaderboard)] == ["r1", "r2", "r3"]
+
+
+def test_rows_with_nan_metrics_are_read_back(tmp_path):
+    from orze.layout import Layout
+    from orze.store.leaderboard import append_row, read_rows
+
+    layout = Layout.at(tmp_path).ensure()
+    append_row(layout, {"id": "a", "status": "done", "metric": float("nan")})   # a one-class split
+    append_row(layout, {"id": "b", "status": "done", "metric": 0.5})
+    rows = read_rows(layout.leaderboard)
+    assert [r["id"] for r in rows] == ["a", "b"] and rows[0]["metric"] != rows[0]["metric"]
+
+
+def test_has_replicates_ignores_seed_and_unfinished_runs():
+    from orze.cli.leaderboard import has_replicates
+
+    a = {"status": "done", "config": {"lr": 0.1, "seed": 0}}
+    assert not has_replicates([a, {"status": "done", "config": {"lr": 0.2, "seed": 1}}])
+    assert has_replicates([a, {"status": "done", "config": {"seed": 5, "lr": 0.1}}])
+    assert not has_replicates([a, {"status": "failed", "config": {"lr": 0.1, "seed": 5}}])
