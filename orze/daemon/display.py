@@ -54,15 +54,18 @@ class Display:
         c = snap["counters"]
         table = Table(title=f"orze run · node {snap['node']}" + (" · stopping" if snap["stopping"] else ""),
                       expand=False)
-        for col in ("slot", "device", "run", "for"):
+        for col in ("slot", "device", "worker", "run", "for", "jobs", "utilisation"):
             table.add_column(col)
         now = time.time()
         for s in snap["slots"]:
-            table.add_row(str(s["slot"]), s["device"], s["run"] or "[dim]idle[/]",
-                          f"{now - s['since']:.0f}s" if s["since"] else "")
+            w = s.get("worker") or {}
+            worker = f"warm {w['pid']}" if w.get("pid") else (w.get("mode") or s.get("mode", ""))
+            table.add_row(str(s["slot"]), s["device"], worker, s["run"] or "[dim]idle[/]",
+                          f"{now - s['since']:.0f}s" if s["since"] else "", str(s.get("jobs", "")),
+                          f"{s.get('utilisation', 0):.0%}")
         summary = Text(
             f"admitted {c['admitted']} · rejected {c['rejected']} · duplicates {c['duplicates']} · "
             f"started {c['started']} · done {c['done']} · failed {c['failed']} · "
             f"misconfigured {c['misconfigured']} · retried {c['retried']} · "
-            f"utilisation {snap['utilisation']:.0%}")
+            f"utilisation {snap['utilisation']:.0%} · idle with work queued {snap['waiting_idle_fraction']:.1%}")
         return Group(table, summary, Text("\n".join(self.lines), style="dim"))

@@ -30,7 +30,7 @@ from orze.daemon.admission import AdmissionReport, Admitter
 from orze.daemon.heal import heal_patch
 from orze.daemon.packing import MemoryLedger, PeakIndex
 from orze.daemon.record import TRANSIENT, build_row, classify, judge_success, load_outputs, record, tail
-from orze.daemon.slots import Slot, device_capacities, plan_slots
+from orze.daemon.slots import Slot, device_capacities, plan_node_slots
 from orze.daemon.supervisor import ColdProcess, Running, builtin_command
 from orze.daemon.warm import WarmPool
 from orze.layout import RUN_CONFIG, RUN_FAILURE, RUN_IDEA, RUN_METRICS, RUN_RESULT, Layout
@@ -78,7 +78,7 @@ class Daemon:
         self.sched = project.scheduler
         self.node = node or default_node_id()
         self.bounds = bounds or RunBounds()
-        self.slots = slots if slots is not None else plan_slots(self.sched)
+        self.slots = slots if slots is not None else plan_node_slots(project)
         self.slot_by_index = {s.index: s for s in self.slots}
         self.mode = project.worker.resolved_mode
         self.pool = WarmPool(self.slots, project.worker, self._worker_env(), layout.node_dir(self.node),
@@ -96,6 +96,8 @@ class Daemon:
         self.stop_deadline: float | None = None
         self.on_event = on_event or (lambda msg: None)
         self.estimates: dict[int, tuple[float, str]] = {}
+        self._memory_blocked = False
+        self.passes = 0   # loop passes: event-driven, so about one per event or scan, never a spin
         self.agent_host = agent_host
         self._next_admit = 0.0
         self._next_beat = 0.0
@@ -147,6 +149,7 @@ class Daemon:
         return self.counters
 
     def step(self) -> None:
+        self.passes += 1
         now = time.monotonic()
         self.reap()
         if self.stopping and self.stop_deadline is not None and now >= self.stop_deadline:
@@ -177,6 +180,10 @@ class Daemon:
                 self.on_event(f"agent host error: {e}")
 
     def finished(self) -> bool:
+        if self.stopping or self.bounds.max_experiments is not None:
+            now = time.time()
+            for s in self._free_slots():
+                self.clocks[s.index].work_waiting(now, self._work_waiting())
         if self.stopping:
             return not self.running
         b = self.bounds
@@ -195,8 +202,8 @@ class Daemon:
         horizon = min(self._next_admit, self._next_beat, self._next_reap)
         if self.stop_deadline is not None:
             horizon = min(horizon, self.stop_deadline)
-        if self._startable() and not self.stopping and len(self.queue_view) > 0:
-            horizon = now  # work is waiting and a slot is free
+        if self._free_slots() and not self.stopping and len(self.queue_view) > 0 and not self._memory_blocked:
+            horizon = now  # work is waiting and a slot is free (and memory is not what holds it back)
         timeout = max(0.0, min(horizon - now, 1.0))
         if timeout == 0:
             return
@@ -245,10 +252,6 @@ class Daemon:
     def _free_slots(self) -> list[Slot]:
         return [s for s in self.slots if s.index not in self.running]
 
-    def _startable(self) -> bool:
-        """A free slot whose device has memory for at least a default-sized experiment."""
-        return any(self.ledger.fits(s.device, 0.0) for s in self._free_slots())
-
     def learn_peaks(self) -> None:
         """Feed peak memory of newly finished runs (all nodes) into the packing estimates."""
         try:
@@ -268,6 +271,7 @@ class Daemon:
     def fill_slots(self) -> None:
         free = self._free_slots()
         now = time.time()
+        self._memory_blocked = False
         if not free:
             return
         self.queue_view.refresh()
@@ -282,7 +286,10 @@ class Daemon:
                 continue
             choice = self._slot_for(peeked.config, free)
             if choice is None:
-                break  # the head does not fit anywhere yet: wait for memory, keep priority order
+                # The head does not fit anywhere yet: wait for a running experiment to end (which
+                # frees memory) rather than run smaller ideas past it; priority order holds.
+                self._memory_blocked = True
+                break
             slot, need, basis = choice
             entry = queue.take(self.layout, name)
             self.queue_view.discard(name)
@@ -292,7 +299,7 @@ class Daemon:
             if not self.start(entry, slot, (need, basis)):
                 free.insert(0, slot)
         for slot in free:
-            self.clocks[slot.index].work_waiting(now, len(self.queue_view) > 0)
+            self.clocks[slot.index].work_waiting(now, self._work_waiting())
 
     def start(self, entry: queue.Entry, slot: Slot, estimate: tuple[float, str] | None = None) -> bool:
         run_dir = self.layout.run_dir(entry.id)
@@ -351,7 +358,13 @@ class Daemon:
         slot = self.slot_by_index.get(r.slot)
         if slot is not None:
             self.ledger.release(slot.device, r.slot)
-        self.clocks[r.slot].work_waiting(now, len(self.queue_view) > 0)
+        self.clocks[r.slot].work_waiting(now, self._work_waiting())
+
+    def _work_waiting(self) -> bool:
+        """Work is queued that this node would start now (not while stopping or at its bound)."""
+        b = self.bounds
+        at_bound = b.max_experiments is not None and self.counters.started >= b.max_experiments
+        return not self.stopping and not at_bound and len(self.queue_view) > 0
 
     # --- supervision -------------------------------------------------------------------------
     def supervise(self) -> None:

@@ -42,7 +42,7 @@ def detect_gpus() -> list[int]:
 
 def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
     """Pure slot planning from the config, the GPUs found and the CPU count."""
-    if cfg.gpus == "none":
+    if cfg.gpus == "none" or gpus == []:
         gpus = []
     elif isinstance(cfg.gpus, list):
         gpus = list(cfg.gpus)
@@ -64,6 +64,13 @@ def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int |
         slots.append(Slot(i, "cpu", {"CUDA_VISIBLE_DEVICES": "", "ORZE_DEVICE": "cpu",
                                       "ORZE_THREADS": str(threads)}))
     return slots
+
+
+def plan_node_slots(project, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
+    """The node's slots for a project: `worker.device: cpu` keeps experiments off any GPU."""
+    if project.worker.device == "cpu":
+        gpus = []
+    return plan_slots(project.scheduler, gpus, cores)
 
 
 def device_capacities(slots: list[Slot], cfg: SchedulerConfig) -> dict[str, float | None]:

@@ -70,3 +70,27 @@ def test_auto_plans_max_slots_per_gpu_and_capacity_follows_config():
     assert len(fixed) == 2
     cpu = plan_slots(SchedulerConfig(cpu_slots=3, device_memory_mb=3000, memory_fraction=0.5), gpus=[], cores=6)
     assert device_capacities(cpu, SchedulerConfig(device_memory_mb=3000, memory_fraction=0.5)) == {"cpu": 1500.0}
+
+
+def test_worker_device_cpu_keeps_experiments_off_gpus():
+    from orze.config import ProjectConfig
+    from orze.daemon.slots import plan_node_slots
+
+    on_gpu = ProjectConfig.model_validate({"scheduler": {"gpus": [0, 1], "cpu_slots": 3}})
+    assert [s.device for s in plan_node_slots(on_gpu, cores=6)] == ["cuda:0", "cuda:1"]
+    cpu = ProjectConfig.model_validate({"scheduler": {"gpus": [0, 1], "cpu_slots": 3}, "worker": {"device": "cpu"}})
+    slots = plan_node_slots(cpu, cores=6)
+    assert [s.device for s in slots] == ["cpu"] * 3
+    assert all(s.env["ORZE_DEVICE"] == "cpu" and s.env["CUDA_VISIBLE_DEVICES"] == "" for s in slots)
+
+
+def test_warm_mode_needs_the_builtin_worker():
+    from pydantic import ValidationError
+
+    from orze.config import WorkerConfig
+
+    assert WorkerConfig().resolved_mode == "warm"
+    assert WorkerConfig(command=["x"]).resolved_mode == "cold"
+    assert WorkerConfig(mode="cold").resolved_mode == "cold"
+    with pytest.raises(ValidationError, match="custom command runs cold"):
+        WorkerConfig(command=["x"], mode="warm")

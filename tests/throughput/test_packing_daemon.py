@@ -3,6 +3,7 @@ allows by estimate, learned from measured peaks, and never more."""
 
 import sys
 import textwrap
+import time
 
 import pytest
 import yaml
@@ -77,3 +78,33 @@ def test_packing_never_oversubscribes_and_learns_measured_peaks(tmp_path):
 def test_small_device_memory_serialises_the_slots(tmp_path):
     rows = campaign(tmp_path / "c", 3, device_memory_mb=1000, default_peak_mb=600)
     assert concurrency(rows)[0] == 1
+
+
+def test_waiting_for_memory_sleeps_instead_of_spinning(tmp_path, monkeypatch):
+    """Held back by memory with slots free and work queued, the daemon must sleep until a running
+    experiment ends, not spin on the queue."""
+    from orze.config import load_project
+    from orze.daemon.node import Daemon, RunBounds
+    from orze.layout import Layout
+    from orze.space import load_space
+    from tests.conftest import orze_env
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "worker.py").write_text(WORKER)
+    layout = make_research_dir(tmp_path / "r", backbones=(), project={
+        "worker": {"command": [sys.executable, str(tmp_path / "worker.py")]},
+        "scheduler": {"cpu_slots": 3, "memory_fraction": 1.0, "device_memory_mb": 1000,
+                      "default_peak_mb": 600, "poll_s": 0.5}})
+    layout.clips_csv.unlink()
+    (tmp_path / "i.yaml").write_text(yaml.safe_dump([{"seed": s} for s in range(3)]))
+    run_orze("submit", str(tmp_path / "i.yaml"), root=layout.root)
+    for k, v in orze_env().items():
+        monkeypatch.setenv(k, v)
+    daemon = Daemon(Layout.at(layout.root), load_project(layout), load_space(layout.space_config),
+                    node="n", bounds=RunBounds(until_idle=True))
+    t0 = time.time()
+    counters = daemon.run()
+    wall = time.time() - t0
+    assert counters.done == 3 and concurrency(read_rows(layout.leaderboard))[0] == 1
+    # ~3 s of one-at-a-time work: a few passes per event and scan, not thousands.
+    assert daemon.passes < 40 * wall, (daemon.passes, wall)

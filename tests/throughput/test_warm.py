@@ -67,6 +67,7 @@ def test_warm_workers_are_reused_and_match_cold_results(tmp_path):
     status = json.loads(run_orze("status", "--json", root=warm.root).stdout)
     (node,) = status["nodes"]
     assert node["mode"] == "warm" and len(node["slots"]) == 2
+    assert node["waiting_idle_fraction"] < 0.05   # event-driven: a freed slot is refilled at once
     assert sum(s["jobs"] for s in node["slots"]) == 5
     assert all(0 < s["utilisation"] <= 1 and s["busy_s"] > 0 for s in node["slots"])
     human = run_orze("status", root=warm.root).stdout
