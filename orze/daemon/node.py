@@ -135,7 +135,8 @@ class Daemon:
         self.recover_own_claims()
         self.learn_peaks()
         if self.pool is not None:
-            self.pool.tend()  # import torch and initialise devices before the first claim
+            # Workers import torch and initialise their devices before anything is claimed.
+            self.pool.wait_ready(STARTUP_READY_S)
         emit(self.layout, "node_started", node=self.node, slots=[s.label for s in self.slots],
              mode=self.mode)
         try:
@@ -208,6 +209,8 @@ class Daemon:
         if timeout == 0:
             return
         fds = [fd for fd in (r.fileno() for r in self.running.values()) if fd is not None]
+        if self.pool is not None and not self.stopping:
+            fds += self.pool.starting_fds()
         if fds:
             sel = selectors.DefaultSelector()
             for fd in fds:
@@ -250,7 +253,9 @@ class Daemon:
 
     # --- scheduling --------------------------------------------------------------------------
     def _free_slots(self) -> list[Slot]:
-        return [s for s in self.slots if s.index not in self.running]
+        """Slots that can take an experiment now: nothing running, and a ready worker if warm."""
+        return [s for s in self.slots if s.index not in self.running
+                and (self.pool is None or self.pool.ready(s.index))]
 
     def learn_peaks(self) -> None:
         """Feed peak memory of newly finished runs (all nodes) into the packing estimates."""
@@ -600,6 +605,7 @@ def _claimed_dirs(layout: Layout) -> list[Path]:
 
 
 WORKER_PID = "worker.pid"
+STARTUP_READY_S = 300.0   # how long `orze run` waits for its warm workers before scheduling anyway
 
 
 def _kill_orphan_worker(run_dir: Path) -> None:

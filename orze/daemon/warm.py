@@ -1,9 +1,11 @@
 """The daemon's side of warm workers: one long-lived worker process per slot (orze.worker.warm).
 
-The pool starts a worker for every slot when the daemon starts, so torch is imported and the
-device initialised before any claim; a claimed experiment is handed over as one line on the
-worker's stdin and reported back as one line on its event pipe, which the daemon's event loop
-watches, so a finished job wakes the daemon at once.
+The pool starts a worker for every slot when the daemon starts and the daemon claims work for a
+slot only once its worker is ready (torch imported, device initialised), so a claimed idea never
+waits on imports while another node could have run it. A claimed experiment is handed over as one
+line on the worker's stdin and reported back as one line on its event pipe, which the daemon's
+event loop watches (as it watches a starting worker's), so a finished job or a newly ready worker
+wakes the daemon at once.
 
 Failure handling never involves the daemon's own process:
 - a worker that dies mid-job (segfault, OOM kill, SIGKILL) ends that job with the worker's exit
@@ -31,6 +33,7 @@ from orze.daemon.supervisor import kill_group
 
 NOT_READY_LIMIT = 3          # deaths before ready, within the window, before a slot goes cold
 NOT_READY_WINDOW_S = 300.0
+READY_TIMEOUT_S = 600.0      # a worker not ready by then (a hung device init) is killed and counted
 EXIT_WITHOUT_REPORT = 70     # the worker exited 0 but never reported the job (treated as a crash)
 
 
@@ -222,6 +225,10 @@ class WarmPool:
                 if p.busy is not None:
                     continue
                 p.pump()
+                if p.ready is None and p.alive() and time.time() - p.spawned_at > READY_TIMEOUT_S:
+                    self.on_event(f"slot {slot.label}: warm worker {p.pid} not ready after "
+                                  f"{READY_TIMEOUT_S:.0f}s; killing it")
+                    p.kill(1.0)
                 if p.retired:
                     p.stop()  # it is exiting by itself after its last report
                 elif p.alive():
@@ -239,6 +246,40 @@ class WarmPool:
 
     def usable(self, slot: int) -> bool:
         return slot not in self.cold
+
+    def ready(self, slot: int) -> bool:
+        """Whether a job can be handed to this slot now (a cold-fallback slot always can)."""
+        if slot in self.cold:
+            return True
+        p = self.procs.get(slot)
+        if p is None:
+            return False
+        p.pump()
+        return p.ready is not None and p.busy is None and not p.retired and p.alive()
+
+    def starting_fds(self) -> list[int]:
+        """Event pipes of workers still starting: their ready line should wake the daemon."""
+        return [fd for p in self.procs.values() if p.ready is None and (fd := p.fileno()) is not None]
+
+    def wait_ready(self, timeout: float) -> None:
+        """Start every slot's worker and wait (bounded) until each is ready or runs cold."""
+        import selectors
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.tend()
+            if all(self.ready(i) for i in self.slots):
+                return
+            fds = self.starting_fds()
+            if not fds:
+                time.sleep(0.05)
+                continue
+            sel = selectors.DefaultSelector()
+            for fd in fds:
+                sel.register(fd, selectors.EVENT_READ)
+            try:
+                sel.select(min(1.0, max(0.0, deadline - time.monotonic())))
+            finally:
+                sel.close()
 
     def start(self, slot: int, job: dict[str, Any]) -> WarmJob:
         """Hand a job to the slot's worker (spawning one if needed); OSError if it cannot."""
