@@ -5,6 +5,7 @@ features (reference scale by default: 1,480 clips, 1,184 of them for training, T
 one backbone), submits the same fixed mix of N configurations, runs `orze run --until-idle` as a
 subprocess, and reads the result rows and the node heartbeat back. Printed per run:
 
+  wall           `orze run` from start to exit (includes starting the warm workers, once per node)
   exp/h          finished experiments per hour over the campaign (first claim to last result)
   exp/slot-h     the same per slot (per GPU-hour with one slot per GPU)
   slot util      share of slot time between a claim and its recorded result
@@ -149,11 +150,11 @@ def main() -> None:
             results.append(run_one(work, features, mode, slots, args.experiments, args.device, args.threads))
     table = Table(title=f"throughput: {args.experiments} experiments per run, {args.scale} scale, {args.device}, "
                         f"mix of {len(MIX)} configs x {BASE['epochs']} epochs")
-    for c in ("mode", "slots", "exp/h", "exp/slot-h", "slot util", "train share", "idle w/ work",
+    for c in ("mode", "slots", "wall", "exp/h", "exp/slot-h", "slot util", "train share", "idle w/ work",
               "claim→step mean", "median", "overhead", "s/epoch"):
         table.add_column(c, justify="right")
     for r in results:
-        table.add_row(r["mode"], str(r["slots"]), f"{r['exp_per_hour']:.0f}", f"{r['exp_per_slot_hour']:.0f}",
+        table.add_row(r["mode"], str(r["slots"]), f"{r['wall_s']:.0f}s", f"{r['exp_per_hour']:.0f}", f"{r['exp_per_slot_hour']:.0f}",
                       f"{r['slot_utilisation']:.1%}", f"{r['train_share']:.1%}",
                       f"{r['waiting_idle_fraction']:.2%}", f"{r['claim_to_first_step_s']:.2f}s",
                       f"{r['claim_to_first_step_median_s']:.2f}s",

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
-from orze.analysis import AnalysisError, load_frame
-from orze.analysis.frame import parse_since
-from orze.analysis.replicate import replicate_ideas
-from orze.analysis.summary import Analysis, analyze, to_jsonable
 from orze.cli.common import RootOption, console, fail, layout_for
 from orze.space import SpaceError, load_space
 from orze.store.inbox import submit_ideas
 from orze.store.leaderboard import read_rows
+
+if TYPE_CHECKING:  # pandas and scipy load only when an analysis command runs (every orze command
+    from orze.analysis.summary import Analysis  # would otherwise pay about a second for them)
 
 
 def _space(layout):
@@ -51,6 +50,10 @@ def _p(v: Any) -> str:
 
 def _run_analysis(root, after, since, window, seed, permutations, replays, tpe_trials,
                   entropy_window, min_group_runs) -> Analysis:
+    from orze.analysis import AnalysisError, load_frame
+    from orze.analysis.frame import parse_since
+    from orze.analysis.summary import analyze
+
     layout = layout_for(root)
     space = _space(layout)
     try:
@@ -176,6 +179,7 @@ def register(app: typer.Typer) -> None:
         a = _run_analysis(root, after, since, window, seed, permutations, replays, tpe_trials,
                           entropy_window, min_group_runs)
         if as_json:
+            from orze.analysis.summary import to_jsonable
             print(json.dumps(to_jsonable(a.summary), indent=1))
         else:
             _print(a)
@@ -207,6 +211,9 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for drawing the new seeds (default random)."),
     ) -> None:
         """Re-run the top configurations with new seeds (measures the noise floor)."""
+        from orze.analysis import AnalysisError
+        from orze.analysis.replicate import replicate_ideas
+
         layout = layout_for(root)
         space = _space(layout)
         if space is None:

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from orze.worker.cache import FeatureCache
     from orze.worker.job import run_job
-    from orze.worker.train import resolve_device
+    from orze.worker.train import resolve_device  # imports the whole training stack (sklearn, …)
     import orze.worker.encoders as encoders
 
     encoders.available()  # import every encoder module now, not during the first job
