@@ -188,3 +188,18 @@ def test_cli_import_warns_when_the_space_lacks_the_backbone(tmp_path):
     assert res.exit_code == 0 and said(res, "'clip_vitl' is not a backbone choice")
     res = runner.invoke(app, args + ["-b", "dinov2_b"])
     assert res.exit_code == 0 and not said(res, "is not a backbone choice")
+
+
+def test_imported_store_groups_rows_by_split(tmp_path):
+    """Each split is one contiguous block of rows, read by the worker as one slice."""
+    import numpy as np
+
+    from orze.features.importers import plan
+    from orze.features.store import SPLITS, Clip
+
+    clips = [Clip(f"c{i}", i % 2, SPLITS[i % 3]) for i in range(9)]
+    order, extra = plan({c.clip_id: np.zeros((2, 3)) for c in clips}, clips, tmp_path)
+    assert extra == []
+    splits = [SPLITS[int(cid[1:]) % 3] for cid in order]
+    assert splits == ["train"] * 3 + ["val"] * 3 + ["test"] * 3
+    assert order[:3] == ["c0", "c3", "c6"]   # clips.csv order kept within a split

@@ -91,3 +91,17 @@ def test_experiments_through_the_cache_match_fresh_ones_and_leave_it_unchanged(l
     for k, tensors in snapshot.items():   # augmentation and batching copied, never wrote in place
         for before, now in zip(tensors, cache.entries[k][0][0].values()):
             assert torch.equal(before, now)
+
+
+def test_store_reads_a_contiguous_split_as_one_slice_and_scattered_rows_by_gather(layout):
+    from orze.features.store import read_clips
+    from orze.worker.data import split_ids
+
+    store = open_store(layout.backbone_dir("vjepa2"))
+    ids = split_ids(layout.clips_csv)
+    rows = store.rows(ids["val"])
+    assert np.all(np.diff(rows) == 1)            # the demo writer groups rows by split
+    assert np.array_equal(store.read(rows), np.asarray(store.array[rows], dtype=np.float32))
+    scattered = rows[::-1].copy()
+    assert np.array_equal(store.read(scattered), np.asarray(store.array[scattered], dtype=np.float32))
+    assert len(read_clips(layout.clips_csv)) == len(store.ids)
