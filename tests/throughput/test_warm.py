@@ -142,3 +142,17 @@ def test_slot_falls_back_to_cold_when_warm_workers_cannot_start(tmp_path, monkey
     assert {r["worker_mode"] for r in rows} == {"cold"}
     assert all(r["attempts"] == 1 for r in rows)   # jobs handed to workers that never got ready used no attempt
     assert any("runs cold from now on" in m for m in messages), messages
+
+
+def test_replaced_when_memory_grows_beyond_the_bound(tmp_path):
+    # After warm-up a worker's footprint grows ~10 MiB over its first experiment (allocator pools,
+    # kernels first used) and is then flat; a 0.5 MiB bound therefore retires it after every job.
+    layout = make_research_dir(tmp_path / "r", project={
+        "scheduler": {"cpu_slots": 1}, "worker": {"max_memory_growth_mb": 0.5}})
+    submit(layout, tmp_path, [{**FAST, "epochs": 1, "seed": s} for s in range(3)])
+    log = run_orze("run", "--until-idle", root=layout.root).stderr   # one line per event off a TTY
+    rows = read_rows(layout.leaderboard)
+    assert [r["status"] for r in rows] == ["done"] * 3
+    assert [r["timings"]["worker_jobs"] for r in rows] == [1, 1, 1]
+    assert len({r["timings"]["worker_pid"] for r in rows}) == 3
+    assert "retired (memory grew" in log and "max_memory_growth_mb 0.5" in log
