@@ -4,6 +4,11 @@ restarts) and of workers. At the end every unique idea must be completed exactly
 the leaderboard must parse and every duplicate must have been refused.
 
     python scripts/stress.py [--daemons 4] [--ideas 2000] [--duplicates 400] [--kills 10]
+    python scripts/stress.py --worker warm --daemons 3 --ideas 60 --duplicates 12 --kills 3
+
+`--worker warm` runs the built-in trainer on warm per-slot workers (tiny synthetic features, tiny
+models) instead of the custom worker, so the kills hit warm processes mid-experiment and daemons
+that own warm processes; it also checks that no warm worker outlives its daemon.
 
 Prints the counts and exits non-zero if any check fails. tests/daemon/test_many_nodes.py runs it
 at CI size.
@@ -49,13 +54,23 @@ json.dump({"metric_name": "val_ap", "metric": 0.5 + (config["seed"] % 97) / 1000
 '''
 
 
-def setup(root: Path) -> Layout:
+# Built-in worker ideas: the smallest model and schedule the default space allows.
+TINY = {"backbone": "vjepa2", "temporal_encoder": "retnet", "d_model": 16, "num_layers": 1, "num_heads": 1,
+        "batch_size": 128, "seq_len": 4, "epochs": 5, "patience": 1}
+
+
+def setup(root: Path, worker: str = "custom") -> Layout:
     init_directory(root)
     layout = Layout.at(root)
     (root / "stress_worker.py").write_text(WORKER)
     project = yaml.safe_load(layout.project_config.read_text())
     project["agents"] = []
-    project["worker"] = {"command": [sys.executable, str(root / "stress_worker.py")]}
+    if worker == "warm":
+        from orze.demo.synth import generate
+        generate(layout, n_clips=80, frames=6, seed=0, backbones=("vjepa2",))
+        project["worker"] = {"command": None, "mode": "warm", "device": "cpu"}
+    else:
+        project["worker"] = {"command": [sys.executable, str(root / "stress_worker.py")]}
     project["scheduler"].update({"cpu_slots": 2, "poll_s": 0.1, "lease_s": 2.0, "heartbeat_s": 0.3,
                                  "max_attempts": 10, "shutdown_grace_s": 0.5, "threads_per_slot": 1})
     layout.project_config.write_text(yaml.safe_dump(project, sort_keys=False))
@@ -81,14 +96,16 @@ def worker_pids(layout: Layout) -> list[int]:
 
 
 def stress(root: Path, daemons: int = 4, ideas: int = 2000, duplicates: int = 400, kills: int = 10,
-           worker_kills: int | None = None, seed: int = 0, timeout_s: float = 1800) -> dict:
+           worker_kills: int | None = None, seed: int = 0, timeout_s: float = 1800,
+           worker: str = "custom") -> dict:
     rng = random.Random(seed)
-    layout = setup(root)
+    layout = setup(root, worker)
     unique = list(range(ideas))
     seeds = unique + [rng.choice(unique) for _ in range(duplicates)]
     rng.shuffle(seeds)
+    base = TINY if worker == "warm" else {}
     for k in range(0, len(seeds), 25):
-        submit_ideas(layout, [{"seed": s} for s in seeds[k:k + 25]], "stress")
+        submit_ideas(layout, [{**base, "seed": s} for s in seeds[k:k + 25]], "stress")
     nodes = [f"n{i}" for i in range(daemons)]
     procs = {n: start(layout, n) for n in nodes}
     worker_kills = kills if worker_kills is None else worker_kills
@@ -121,6 +138,8 @@ def stress(root: Path, daemons: int = 4, ideas: int = 2000, duplicates: int = 40
     drain = start(layout, "drain")  # one clean pass picks up anything the kills left behind
     drain.wait(timeout=600)
     wall = time.time() - t0
+    time.sleep(0.5)
+    stray = warm_workers_in(layout.root)
 
     rows = read_rows(layout.leaderboard)
     ids = [r["id"] for r in rows]
@@ -137,12 +156,31 @@ def stress(root: Path, daemons: int = 4, ideas: int = 2000, duplicates: int = 40
         "lost": len(set(unique) - set(done)),
         "recovered_runs": sum(e["event"] in ("lease_broken", "requeued") for e in events),
         "queue_left": queue.depth(layout), "claims_left": len(list(layout.exp.glob("*/claim"))),
+        "warm_workers_left": len(stray),
         "wall_s": round(wall, 1),
     }
     counts["ok"] = (counts["double_runs"] == 0 and counts["lost"] == 0 and done == unique
                     and counts["duplicates_refused"] == duplicates and counts["queue_left"] == 0
-                    and counts["claims_left"] == 0 and counts["done"] == len(unique))
+                    and counts["claims_left"] == 0 and counts["done"] == len(unique)
+                    and counts["warm_workers_left"] == 0)
     return counts
+
+
+def warm_workers_in(root: Path) -> list[int]:
+    """Live warm worker processes started for this research directory (their cwd is its root)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"orze.worker.warm" in cmd and Path(os.readlink(f"/proc/{pid}/cwd")) == root.resolve():
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def main() -> None:
@@ -152,10 +190,13 @@ def main() -> None:
     ap.add_argument("--duplicates", type=int, default=400)
     ap.add_argument("--kills", type=int, default=10, help="daemon SIGKILLs (each restarted); as many worker kills")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--worker", choices=["custom", "warm"], default="custom",
+                    help="custom: a fast custom worker (cold); warm: the built-in trainer on warm workers")
     ap.add_argument("--dir", type=Path, default=None)
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="orze-stress-"))
-    counts = stress(root, args.daemons, args.ideas, args.duplicates, args.kills, seed=args.seed)
+    counts = stress(root, args.daemons, args.ideas, args.duplicates, args.kills, seed=args.seed,
+                    worker=args.worker)
     for k, v in counts.items():
         print(f"{k:>20}: {v}")
     sys.exit(0 if counts["ok"] else 1)

@@ -28,3 +28,15 @@ def test_three_daemons_with_kills_complete_each_idea_exactly_once(tmp_path):
     assert counts["queue_left"] == 0 and counts["claims_left"] == 0, counts
     assert counts["recovered_runs"] > 0, counts
     assert counts["ok"], counts
+
+
+def test_warm_workers_under_kills_exactly_once_and_none_outlive_their_daemon(tmp_path):
+    """The same with the built-in trainer on warm per-slot workers: kills hit warm processes
+    mid-experiment and daemons that own warm processes (which must die with them)."""
+    counts = load_stress().stress(tmp_path / "r", daemons=2, ideas=24, duplicates=4, kills=2,
+                                  worker_kills=2, timeout_s=300, worker="warm")
+    assert counts["daemon_kills"] == 2 and counts["worker_kills"] == 2, counts
+    assert counts["double_runs"] == 0 and counts["lost"] == 0, counts
+    assert counts["completed"] == counts["done"] == 24, counts
+    assert counts["warm_workers_left"] == 0, counts
+    assert counts["ok"], counts
