@@ -37,3 +37,35 @@ def test_expired_lease_is_requeued_fresh_one_is_kept(tmp_path, default_space):
     assert not (stale / "claim").exists() and (fresh / "claim").exists()
     d.break_expired_leases()  # idempotent: nothing re-queued twice
     assert queue.depth(layout) == 1
+
+
+def test_lease_scans_skip_recorded_runs_except_on_full_scans(tmp_path, default_space, monkeypatch):
+    """Finished runs are not looked into on every scan; a claim a crashed node left on a run it
+    had recorded is still released, by the next full scan."""
+    from orze.daemon import node as node_mod
+    from orze.store.leaderboard import append_row
+
+    layout = Layout.at(tmp_path).ensure()
+    project = ProjectConfig()
+    project.scheduler.lease_s = 30
+    left = claimed_run(layout, "20260101T000000-000000000000003", "crashed-node", age_s=300)
+    (left / "result.json").write_text("{}")
+    (left / "recorded").write_text("")
+    append_row(layout, {"id": left.name, "status": "done"})
+    d = Daemon(layout, project, default_space, node="me", slots=[])
+    d.learn_from_leaderboard()
+    assert left.name in d.recorded_ids
+    looked = []
+    real = node_mod._claimed_dirs
+    monkeypatch.setattr(node_mod, "_claimed_dirs", lambda lay, skip=None: looked.append(skip) or real(lay, skip))
+    d.break_expired_leases()                      # scan 1: full
+    assert looked[-1] is None and not (left / "claim").exists() and queue.depth(layout) == 0
+    claims.claim(left, Claim(node="crashed-node", slot=0, pid=1, attempt=1, claimed_at=0.0))
+    t = time.time() - 300
+    os.utime(left / "heartbeat", (t, t))
+    for _ in range(node_mod.FULL_SCAN_EVERY - 1):  # scans 2..10 skip it
+        d.break_expired_leases()
+        assert looked[-1] == {left.name} and (left / "claim").exists()
+    d.break_expired_leases()                      # scan 11: full again
+    assert looked[-1] is None and not (left / "claim").exists()
+    assert queue.depth(layout) == 0               # recorded: released, never re-queued
