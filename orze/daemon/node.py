@@ -97,7 +97,6 @@ class Daemon:
         self.on_event = on_event or (lambda msg: None)
         self.estimates: dict[int, tuple[float, str]] = {}
         self._memory_blocked = False
-        self.recorded_ids: set[str] = set()
         self._lease_scans = 0
         self.passes = 0   # loop passes: event-driven, so about one per event or scan, never a spin
         self.agent_host = agent_host
@@ -259,13 +258,17 @@ class Daemon:
         return [s for s in self.slots if s.index not in self.running
                 and (self.pool is None or self.pool.ready(s.index))]
 
+    @property
+    def recorded_ids(self) -> set[str]:
+        """Ids of every run on the leaderboard (as of the last incremental read)."""
+        return self._leaderboard_tail.ids
+
     def learn_from_leaderboard(self) -> None:
         """Read newly recorded rows (all nodes): their peak memory feeds the packing estimates,
         their ids let lease scans skip runs that are finished."""
         try:
             for row in self._leaderboard_tail.new_rows():
                 self.peaks.add(row)
-                self.recorded_ids.add(row["id"])
         except OSError as e:
             self.on_event(f"leaderboard read failed: {e}")
 
@@ -425,7 +428,7 @@ class Daemon:
         row["worker_mode"] = r.mode
         row["memory_estimate_mb"] = None if need is None else round(need, 1)
         row["memory_estimate_basis"] = basis
-        record(self.layout, row)
+        record(self.layout, row, self._leaderboard_tail)
         self.peaks.add(row)  # learned at once, before this slot is refilled
         claims.release(run_dir)
         setattr(self.counters, status, getattr(self.counters, status) + 1)
@@ -529,14 +532,27 @@ class Daemon:
                 self._requeue_orphan(run_dir, f"lease of node {c.node} expired")
 
     def _requeue_orphan(self, run_dir: Path, reason: str) -> None:
-        if (run_dir / RUN_RESULT).exists() and (run_dir / "recorded").exists():
-            claims.release(run_dir)  # finished and recorded; only the claim was left behind
-            return
         if not claims.break_claim(run_dir):
             return  # another node broke it first
+        result = run_dir / RUN_RESULT
+        if result.exists():
+            # The attempt finished and its result.json was written; the owner may have died
+            # before appending the row. Append it if it is missing (never twice), release.
+            try:
+                row = json.loads(result.read_text())
+            except (OSError, ValueError):
+                row = None
+            if isinstance(row, dict) and "id" in row and record(self.layout, row, self._leaderboard_tail):
+                emit(self.layout, "recorded_on_recovery", id=row["id"], node=self.node, reason=reason)
+                self.on_event(f"{row['id']}: result recorded on recovery ({reason})")
+            claims.release(run_dir)
+            return
         try:
             entry = queue.Entry.from_json(json.loads((run_dir / RUN_IDEA).read_text()))
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError) as e:
+            emit(self.layout, "requeue_failed", id=run_dir.name, node=self.node, reason=f"{reason}: {e}")
+            self.on_event(f"{run_dir.name}: cannot re-queue, {RUN_IDEA} unreadable ({e}); left for "
+                          f"`orze status` and a human")
             return
         entry.history.append({"released": reason, "at": time.time()})
         queue.requeue(self.layout, entry)

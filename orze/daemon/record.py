@@ -1,9 +1,10 @@
 """Recording a finished attempt: classify it, verify it, write result.json, append the leaderboard.
 
 result.json in the run directory is the source of truth; the leaderboard row is the same object.
-A run is recorded at most once: the `recorded` marker is created exclusively before the append,
-and `orze leaderboard --rebuild` regenerates the file from result.json files if a crash fell
-between the two.
+A run is recorded exactly once: the row is appended only if no row with its id is on the
+leaderboard (checked under the leaderboard lock), and a node that recovers a run with a result.json
+appends its row if a crash came between the two. `orze leaderboard --rebuild` regenerates the file
+from the result.json files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from orze.layout import (RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_O
                          RUN_RESULT, Layout)
 from orze.store.atomic import atomic_write_json
 from orze.store.claims import create_exclusive
-from orze.store.leaderboard import append_row
+from orze.store.leaderboard import Tail, append_once
 from orze.store.queue import Entry
 from orze.daemon.verify import verify_run
 
@@ -132,11 +133,13 @@ def judge_success(layout: Layout, entry: Entry, metrics: dict, effective: dict |
     return "done", None
 
 
-def record(layout: Layout, row: dict[str, Any]) -> bool:
-    """Write result.json and append the leaderboard once; False if already recorded."""
+def record(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
+    """Write result.json, then append the leaderboard row exactly once (checked under the
+    leaderboard lock), then mark the run `recorded`. False if its row was on the leaderboard
+    already. A crash between the steps is repaired by whoever recovers the run: result.json
+    exists, so the row is appended if it is missing (never twice)."""
     run_dir = layout.run_dir(row["id"])
     atomic_write_json(run_dir / RUN_RESULT, row)
-    if not create_exclusive(run_dir / RUN_RECORDED, f"{time.time()}\n".encode()):
-        return False
-    append_row(layout, row)
-    return True
+    appended = append_once(layout, row, tail)
+    create_exclusive(run_dir / RUN_RECORDED, f"{time.time()}\n".encode())
+    return appended

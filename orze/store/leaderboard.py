@@ -42,14 +42,18 @@ def row_line(row: dict[str, Any]) -> bytes:
 def append_row(layout: Layout, row: dict[str, Any]) -> None:
     data = row_line(row)
     with FileLock(layout.leaderboard_lock):
-        fd = os.open(layout.leaderboard, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            written = os.write(fd, data)
-            if written != len(data):  # a short write (disk full): never leave a partial record
-                raise OSError(f"{layout.leaderboard}: short write ({written} of {len(data)} bytes)")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_locked(layout, data)
+
+
+def _write_locked(layout: Layout, data: bytes) -> None:
+    fd = os.open(layout.leaderboard, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a short write (disk full): never leave a partial record
+            raise OSError(f"{layout.leaderboard}: short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -89,26 +93,55 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
 class Tail:
     """Rows appended since the last call, for a long-running reader (the daemon): each call reads
     only the new bytes, up to the last complete line. A rebuilt file (new inode, or shorter) is
-    read again from the start."""
+    read again from the start. `ids` holds every run id seen, so "is this run on the leaderboard"
+    costs one incremental read."""
 
     def __init__(self, path: Path):
         self.path, self.offset, self.inode = Path(path), 0, None
+        self.ids: set[str] = set()
+        self.unread: list[dict[str, Any]] = []
 
-    def new_rows(self) -> list[dict[str, Any]]:
+    def poll(self) -> None:
+        """Read what was appended since the last poll into `unread` (and `ids`)."""
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
-            return []
+            return
         with f:
             st = os.fstat(f.fileno())
             if st.st_ino != self.inode or st.st_size < self.offset:
                 self.inode, self.offset = st.st_ino, 0
+                self.ids.clear()
             f.seek(self.offset)
             data = f.read()
         end = data.rfind(b"\n") + 1   # a torn last line waits for its writer
         self.offset += end
-        rows = (_parse_line(raw) for raw in data[:end].split(b"\n"))
-        return [r for r in rows if r is not None and "id" in r]
+        for raw in data[:end].split(b"\n"):
+            row = _parse_line(raw)
+            if row is not None and "id" in row:
+                self.ids.add(str(row["id"]))
+                self.unread.append(row)
+
+    def new_rows(self) -> list[dict[str, Any]]:
+        self.poll()
+        rows, self.unread = self.unread, []
+        return rows
+
+
+def append_once(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
+    """Append `row` unless a row with its id is on the leaderboard already; False if it was.
+
+    The check and the append happen under the leaderboard lock, so however many nodes try to
+    record one run (its owner, and a node recovering it after the owner was presumed dead), it
+    is appended exactly once."""
+    data = row_line(row)
+    with FileLock(layout.leaderboard_lock):
+        tail.poll()
+        if str(row["id"]) in tail.ids:
+            return False
+        _write_locked(layout, data)
+        tail.ids.add(str(row["id"]))
+    return True
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -132,16 +132,26 @@ def take(layout: Layout, name: str) -> Entry | None:
     except FileNotFoundError:
         return None
     fsync_dir(layout.queue)
-    return Entry.from_json(json.loads(target.read_text()))
+    try:
+        return Entry.from_json(json.loads(target.read_text()))
+    except FileNotFoundError:
+        return None  # re-queued by a recovering node in between: it is someone else's again
 
 
 def requeue(layout: Layout, entry: Entry, keep_time: bool = True) -> Path:
-    """Put an entry back (released by shutdown, broken lease, or a retry)."""
+    """Put an entry back (released by shutdown, broken lease, or a retry).
+
+    The mirror of `take`: the (possibly updated) entry is written over the run's idea.json
+    atomically and then renamed into the queue, so at every instant it is in exactly one place.
+    (Writing the queue file first and deleting idea.json after would delete the idea.json of a
+    node that took the new queue entry in between, and lose the idea.)
+    """
     if not keep_time:
         entry.admitted_at = time.time()
-    path = put(layout, entry)
-    try:
-        (layout.run_dir(entry.id) / RUN_IDEA).unlink()
-    except FileNotFoundError:
-        pass
+    run_dir = layout.run_dir(entry.id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / RUN_IDEA, entry.to_json())
+    path = layout.queue / entry.filename()
+    os.rename(run_dir / RUN_IDEA, path)
+    fsync_dir(layout.queue)
     return path
