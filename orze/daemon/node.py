@@ -303,26 +303,31 @@ class Daemon:
                 self._memory_blocked = True
                 break
             slot, need, basis = choice
-            entry = queue.take(self.layout, name)
+            # Claim first, then take: a node that dies between the two leaves a claim (whose lease
+            # expires and is released) on an idea still in the queue, never an idea in no place.
+            run_dir = self.layout.run_dir(peeked.id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            claimed_at = time.time()
+            c = Claim(node=self.node, slot=slot.index, pid=os.getpid(), attempt=peeked.attempts + 1,
+                      claimed_at=claimed_at, host=socket.gethostname())
             self.queue_view.discard(name)
+            if not claims.claim(run_dir, c, self.sched.claim_method):
+                continue  # another node is taking it (or a dead node's claim awaits its lease)
+            entry = queue.take(self.layout, name)
             if entry is None:
-                continue  # another node took it
+                claims.release(run_dir)
+                continue
             free.remove(slot)
-            if not self.start(entry, slot, (need, basis)):
+            if not self.start(entry, slot, claimed_at, (need, basis)):
                 free.insert(0, slot)
         for slot in free:
             self.clocks[slot.index].work_waiting(now, self._work_waiting())
 
-    def start(self, entry: queue.Entry, slot: Slot, estimate: tuple[float, str] | None = None) -> bool:
+    def start(self, entry: queue.Entry, slot: Slot, claimed_at: float,
+              estimate: tuple[float, str] | None = None) -> bool:
+        """Start a claimed and taken idea on `slot`; on failure it goes back to the queue."""
         run_dir = self.layout.run_dir(entry.id)
         attempt = entry.attempts + 1
-        claimed_at = time.time()
-        c = Claim(node=self.node, slot=slot.index, pid=os.getpid(), attempt=attempt,
-                  claimed_at=claimed_at, host=socket.gethostname())
-        if not claims.claim(run_dir, c, self.sched.claim_method):
-            # Claimed already (should not happen after winning the rename): leave it be.
-            self.on_event(f"{entry.id}: already claimed, skipped")
-            return False
         for stale in (RUN_METRICS, "effective_config.json", RUN_FAILURE, RUN_RESULT):
             try:
                 (run_dir / stale).unlink()
@@ -549,6 +554,13 @@ class Daemon:
             return
         try:
             entry = queue.Entry.from_json(json.loads((run_dir / RUN_IDEA).read_text()))
+        except FileNotFoundError as e:
+            if any(n.endswith(f"-{run_dir.name}.json") for n in queue.list_names(self.layout)):
+                claims.release(run_dir)  # its owner died between claim and take: still queued
+                return
+            emit(self.layout, "requeue_failed", id=run_dir.name, node=self.node, reason=f"{reason}: {e}")
+            self.on_event(f"{run_dir.name}: cannot re-queue, {RUN_IDEA} missing; left for a human")
+            return
         except (OSError, ValueError, TypeError) as e:
             emit(self.layout, "requeue_failed", id=run_dir.name, node=self.node, reason=f"{reason}: {e}")
             self.on_event(f"{run_dir.name}: cannot re-queue, {RUN_IDEA} unreadable ({e}); left for "

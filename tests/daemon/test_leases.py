@@ -69,3 +69,59 @@ def test_lease_scans_skip_recorded_runs_except_on_full_scans(tmp_path, default_s
     d.break_expired_leases()                      # scan 11: full again
     assert looked[-1] is None and not (left / "claim").exists()
     assert queue.depth(layout) == 0               # recorded: released, never re-queued
+
+
+def test_result_written_but_row_missing_is_recorded_once_on_recovery(tmp_path, default_space):
+    """The owner died after writing result.json and before appending its row: the node that breaks
+    its lease appends the row, exactly once, and the owner's own late append is refused."""
+    from orze.daemon.record import record
+    from orze.store.leaderboard import Tail, read_rows
+
+    layout = Layout.at(tmp_path).ensure()
+    project = ProjectConfig()
+    project.scheduler.lease_s = 30
+    run = claimed_run(layout, "20260101T000000-000000000000004", "dead-node", age_s=300)
+    row = {"id": run.name, "status": "done", "metric": 0.7, "config": {"seed": 1}}
+    (run / "result.json").write_text(json.dumps(row))
+    d = Daemon(layout, project, default_space, node="me", slots=[])
+    d.break_expired_leases()
+    assert [r["id"] for r in read_rows(layout.leaderboard)] == [run.name]
+    assert not (run / "claim").exists() and (run / "recorded").exists() and queue.depth(layout) == 0
+    d.break_expired_leases()
+    assert not record(layout, row, Tail(layout.leaderboard))      # the late owner: refused
+    assert len(read_rows(layout.leaderboard)) == 1
+
+
+def test_requeue_keeps_the_entry_in_exactly_one_place(tmp_path):
+    layout = Layout.at(tmp_path).ensure()
+    entry = Entry(id="20260101T000000-000000000000005", fingerprint="f5", config={"seed": 5}, meta={},
+                  admitted_at=1.0)
+    queue.put(layout, entry)
+    taken = queue.take(layout, queue.list_names(layout)[0])
+    run_dir = layout.run_dir(taken.id)
+    assert (run_dir / "idea.json").exists() and queue.depth(layout) == 0
+    taken.history.append({"attempt": 1})
+    queue.requeue(layout, taken)                       # moved, not copied
+    assert not (run_dir / "idea.json").exists() and queue.depth(layout) == 1
+    again = queue.take(layout, queue.list_names(layout)[0])   # another node takes it at once
+    assert again.history == [{"attempt": 1}] and (run_dir / "idea.json").exists()
+
+
+def test_owner_dead_between_claim_and_take_leaves_the_idea_queued(tmp_path, default_space):
+    """A node that died after claiming a run but before taking its queue entry: when its lease
+    expires the claim is released and the idea, still queued, runs normally."""
+    layout = Layout.at(tmp_path).ensure()
+    project = ProjectConfig()
+    project.scheduler.lease_s = 30
+    entry = Entry(id="20260101T000000-000000000000006", fingerprint="f6", config={"seed": 6}, meta={},
+                  admitted_at=1.0)
+    queue.put(layout, entry)
+    run_dir = layout.run_dir(entry.id)
+    run_dir.mkdir(parents=True)
+    claims.claim(run_dir, Claim(node="dead", slot=0, pid=999999, attempt=1, claimed_at=0.0, host="elsewhere"))
+    t = time.time() - 300
+    os.utime(run_dir / "heartbeat", (t, t))
+    d = Daemon(layout, project, default_space, node="me", slots=[])
+    d.break_expired_leases()
+    assert not (run_dir / "claim").exists() and queue.depth(layout) == 1
+    assert queue.take(layout, queue.list_names(layout)[0]).id == entry.id
