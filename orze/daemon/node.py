@@ -18,9 +18,8 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash

@@ -1,7 +1,6 @@
 """The daemon's cached queue listing: bounded listing cost, fresh after own changes, and safe when
 another node takes an entry it still lists."""
 
-import time
 
 from orze.layout import Layout
 from orze.store import queue
