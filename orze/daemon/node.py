@@ -80,8 +80,9 @@ class Daemon:
         self.slots = slots if slots is not None else plan_node_slots(project)
         self.slot_by_index = {s.index: s for s in self.slots}
         self.mode = project.worker.resolved_mode
+        self.on_event = on_event or (lambda msg: None)
         self.pool = WarmPool(self.slots, project.worker, self._worker_env(), layout.node_dir(self.node),
-                             layout.root, on_event=self._event) if self.mode == "warm" else None
+                             layout.root, on_event=self.on_event) if self.mode == "warm" else None
         self.ledger = MemoryLedger(device_capacities(self.slots, self.sched))
         self.peaks = PeakIndex()
         self._leaderboard_tail = Tail(layout.leaderboard)
@@ -93,7 +94,6 @@ class Daemon:
         self.stopping = False
         self.signals = 0
         self.stop_deadline: float | None = None
-        self.on_event = on_event or (lambda msg: None)
         self.estimates: dict[int, tuple[float, str]] = {}
         self._memory_blocked = False
         self._lease_scans = 0
@@ -104,9 +104,6 @@ class Daemon:
         self._next_reap = 0.0
         self.clocks = {s.index: SlotClock(self.started_at) for s in self.slots}
         self.recent: list[dict[str, Any]] = []
-
-    def _event(self, msg: str) -> None:
-        self.on_event(msg)
 
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -42,7 +42,7 @@ def detect_gpus() -> list[int]:
 
 def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
     """Pure slot planning from the config, the GPUs found and the CPU count."""
-    if cfg.gpus == "none" or gpus == []:
+    if cfg.gpus == "none":
         gpus = []
     elif isinstance(cfg.gpus, list):
         gpus = list(cfg.gpus)
@@ -68,9 +68,10 @@ def plan_slots(cfg: SchedulerConfig, gpus: list[int] | None = None, cores: int |
 
 def plan_node_slots(project, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
     """The node's slots for a project: `worker.device: cpu` keeps experiments off any GPU."""
+    sched = project.scheduler
     if project.worker.device == "cpu":
-        gpus = []
-    return plan_slots(project.scheduler, gpus, cores)
+        sched = sched.model_copy(update={"gpus": "none"})
+    return plan_slots(sched, gpus, cores)
 
 
 def device_capacities(slots: list[Slot], cfg: SchedulerConfig) -> dict[str, float | None]:

@@ -185,8 +185,6 @@ class WarmPool:
         self.procs: dict[int, WarmProcess] = {}
         self.not_ready_deaths: dict[int, deque[float]] = {i: deque() for i in self.slots}
         self.cold: set[int] = set()      # slots that fell back to a process per experiment
-        self.spawned = 0
-        self.replaced = 0
 
     def log_path(self, slot: int) -> Path:
         return self.log_dir / f"slot-{slot}.log"
@@ -201,7 +199,6 @@ class WarmPool:
             self._note_not_ready(slot.index)
             return None
         self.procs[slot.index] = p
-        self.spawned += 1
         return p
 
     def _note_not_ready(self, slot: int) -> None:
@@ -239,7 +236,6 @@ class WarmPool:
                     self.on_event(f"slot {slot.label}: warm worker {p.pid} retired ({p.retired}); replacing it")
                 p.close_pipes()
                 del self.procs[index]
-                self.replaced += 1
                 if index in self.cold:
                     continue
             self._spawn(slot)

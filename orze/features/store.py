@@ -73,15 +73,6 @@ class FeatureStore:
             block = self.array[rows]
         return np.asarray(block, dtype=np.float32)
 
-    def signature(self) -> tuple:
-        """Identity of the files on disk (inode, size, mtime), so a cache notices a rewrite."""
-        return tuple(_stat_key(self.path / n) for n in ("features.npy", "clips.txt", "meta.json"))
-
-
-def _stat_key(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
 
 def split_grouped(ids: list[str], clips: list["Clip"]) -> list[str]:
     """`ids` reordered so each split is one contiguous block (train, val, test; ids clips.csv does

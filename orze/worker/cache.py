@@ -73,9 +73,6 @@ class FeatureCache:
             self.entries.popitem(last=False)
             self.stats.evictions += 1
 
-    def clear(self) -> None:
-        self.entries.clear()
-
 
 def _size_mb(value: Any) -> float:
     if isinstance(value, torch.Tensor):

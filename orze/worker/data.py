@@ -141,6 +141,4 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         "split_positives": {s: int(splits[s].y.sum().item()) for s in SPLITS},
         "stored_frames": frames,
     }
-    data = ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info)
-    data.cache_hits = hits
-    return data
+    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits)
