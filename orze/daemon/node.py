@@ -3,7 +3,8 @@
 Each pass of the loop: admit inbox files, start queued ideas on free slots, reap finished
 workers (verify, record, retry or heal), enforce timeouts and stalls, renew leases, break the
 expired leases of dead nodes, keep agents alive, publish the node's heartbeat. Between passes the
-daemon sleeps until a worker exits (pidfd) or the next scan is due, so a finished worker's slot
+daemon sleeps until a worker exits or reports (pidfd, or a warm worker's event
+pipe) or the next scan is due, so a finished worker's slot
 is refilled at once without busy-looping.
 
 Stopping (SIGINT/SIGTERM, or the run bounds): no new work is claimed; running experiments get
