@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orze.agents.spec import AgentSpec
 from orze.agents.sweeps import SweepConfig
 from orze.layout import Layout
+from orze.vocab import WorkerMode
 
 
 class ConfigError(ValueError):
@@ -74,10 +75,10 @@ class WorkerConfig(_Section):
         return self
 
     @property
-    def resolved_mode(self) -> str:
+    def resolved_mode(self) -> WorkerMode:
         if self.mode == "auto":
-            return "cold" if self.command else "warm"
-        return self.mode
+            return WorkerMode.COLD if self.command else WorkerMode.WARM
+        return WorkerMode(self.mode)
 
 
 class AdmissionConfig(_Section):

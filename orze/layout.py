@@ -7,8 +7,9 @@ module joins path strings by hand and two components can never disagree about wh
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 ROOT_ENV = "ORZE_ROOT"
 
@@ -22,10 +23,16 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    # How exclusive files (claims, locks, fingerprints, leases) are created on this directory's
+    # filesystem: the project's `scheduler.claim_method` (see orze.store.atomic.create_exclusive).
+    claim_method: Literal["excl", "link"] = "excl"
 
     @classmethod
     def at(cls, root: str | os.PathLike | None = None) -> "Layout":
         return cls(resolve_root(root))
+
+    def with_claim_method(self, method: Literal["excl", "link"]) -> "Layout":
+        return replace(self, claim_method=method)
 
     # --- configuration -------------------------------------------------------------------
     @property
@@ -118,8 +125,15 @@ class Layout:
         return self.runs / "events.jsonl"
 
     @property
+    def events_lock(self) -> Path:
+        return self.runs / "events.lock"
+
+    @property
     def nodes(self) -> Path:
         return self.runs / "nodes"
+
+    def node_heartbeat(self, node: str) -> Path:
+        return self.nodes / f"{node}.json"
 
     def node_dir(self, node: str) -> Path:
         """A node's own files (its warm workers' slot logs); its heartbeat is nodes/<node>.json."""
@@ -160,3 +174,4 @@ RUN_RESULT = "result.json"
 RUN_FAILURE = "failure.json"
 RUN_RECORDED = "recorded"
 RUN_OUTPUT = "worker.out"
+RUN_WORKER_PID = "worker.pid"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -10,7 +9,9 @@ from typing import Any
 
 from orze.layout import Layout
 from orze.store import queue
+from orze.store.atomic import read_json_or_none
 from orze.store.leaderboard import ranked, read_rows
+from orze.vocab import RunStatus
 
 NODE_FRESH_S = 120.0
 
@@ -63,14 +64,13 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     best = ranked(rows)[:1]
     nodes = []
     for p in sorted(layout.nodes.glob("*.json")) if layout.nodes.exists() else []:
-        try:
-            n = json.loads(p.read_text())
-        except (OSError, ValueError):
+        n = read_json_or_none(p)
+        if n is None:
             continue
         n["alive"] = (now - n.get("updated_at", 0)) < NODE_FRESH_S and not n.get("stopped")
         nodes.append(n)
-    failures = [r for r in rows if r.get("status") == "failed"][-10:]
-    misconfigured = [r for r in rows if r.get("status") == "misconfigured"][-10:]
+    failures = [r for r in rows if r.get("status") == RunStatus.FAILED][-10:]
+    misconfigured = [r for r in rows if r.get("status") == RunStatus.MISCONFIGURED][-10:]
     startup = [r["startup_s"] for r in rows if isinstance(r.get("startup_s"), (int, float))]
     overheads = overhead_by_mode(rows[-OVERHEAD_WINDOW:])
     from orze.agents.host import read_states
@@ -84,9 +84,7 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
         "queue": queue.depth(layout),
         "inbox": _count(layout.inbox),
         "rejected": _count(layout.rejected),
-        "done": statuses.get("done", 0),
-        "failed": statuses.get("failed", 0),
-        "misconfigured": statuses.get("misconfigured", 0),
+        **{str(s): statuses.get(s, 0) for s in RunStatus},
         "best": best[0] if best else None,
         "throughput": throughput(rows, now=now),
         "nodes": nodes,

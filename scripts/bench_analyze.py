@@ -59,6 +59,7 @@ def main() -> None:
 
         # In-process split, for orientation (same defaults as the CLI).
         import pandas as pd  # noqa: F401
+
         from orze.analysis import baselines, convergence, exploration, noise, variance
         from orze.analysis.frame import done_runs
         from orze.analysis.summary import search_dims

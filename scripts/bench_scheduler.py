@@ -21,8 +21,8 @@ import json
 import os
 import random
 import resource
-import subprocess
 import shutil
+import subprocess
 import sys
 import tempfile
 import time

@@ -79,9 +79,12 @@ def setup(root: Path, worker: str = "custom") -> Layout:
 
 def start(layout: Layout, node: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "orze", "run", "--until-idle", "--quiet", "--node", node,
-                             "--root", str(layout.root)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = layout.root / "daemon-logs"
+    logs.mkdir(exist_ok=True)
+    with open(logs / f"{node}.log", "ab") as out:   # every incarnation's output, for a post-mortem
+        return subprocess.Popen([sys.executable, "-m", "orze", "run", "--until-idle", "--node", node,
+                                 "--log-level", "info", "--root", str(layout.root)], env=env,
+                                start_new_session=True, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
 
 def worker_pids(layout: Layout) -> list[int]:

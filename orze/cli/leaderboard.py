@@ -15,6 +15,7 @@ from rich.table import Table
 
 from orze.cli.common import RootOption, console, fail, layout_for
 from orze.store.leaderboard import ranked, read_rows, rebuild
+from orze.vocab import RunStatus
 
 FLAT_COLUMNS = ("rank", "id", "status", "metric", "test_metric", "backbone", "temporal_encoder",
                 "pooling", "loss", "learning_rate", "batch_size", "seq_len", "epochs", "agent", "source",
@@ -100,7 +101,7 @@ def has_replicates(rows: list[dict]) -> bool:
     seen: set[bytes] = set()
     for r in rows:
         config = r.get("config")
-        if r.get("status") != "done" or not isinstance(config, dict):
+        if r.get("status") != RunStatus.DONE or not isinstance(config, dict):
             continue
         key = orjson.dumps({k: v for k, v in config.items() if k != "seed"},
                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)

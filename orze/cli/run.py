@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +12,13 @@ import typer
 from orze.cli.common import RootOption, fail, layout_for
 from orze.config import ConfigError, load_project
 from orze.space import SpaceError, load_space
+
+
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +33,9 @@ def register(app: typer.Typer) -> None:
         cpu_slots: Optional[int] = typer.Option(None, "--cpu-slots", min=1, help="Override scheduler.cpu_slots."),
         agents: bool = typer.Option(True, "--agents/--no-agents", help="Host the configured agents."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display or event lines."),
+        log_level: LogLevel = typer.Option(LogLevel.warning, "--log-level", case_sensitive=False,
+                                           help="Show what was recovered from or degraded at this level "
+                                                "and above (with --quiet: warnings and errors only)."),
     ) -> None:
         """Run this node's daemon: admit ideas, schedule them on slots, record results."""
         from orze.daemon.display import Display
@@ -41,6 +53,8 @@ def register(app: typer.Typer) -> None:
         if agents and any(a.enabled for a in project.agents):
             host = make_agent_host(layout, node, project)
         display = Display(quiet=quiet)
+        if not quiet:
+            display.capture_logs(getattr(logging, log_level.value.upper()))
         daemon = Daemon(layout, project, space, node=node,
                         bounds=RunBounds(max_experiments, until_idle, once),
                         on_event=display.event, agent_host=host)

@@ -13,6 +13,7 @@ from rich.table import Table
 from orze.cli.common import RootOption, console, layout_for
 from orze.cli.leaderboard import error_summary
 from orze.status import gather
+from orze.vocab import WorkerMode
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 for sl in n.get("slots", []):
                     w = sl.get("worker") or {}
                     worker = (f"warm pid {w['pid']} ({w.get('jobs', 0)} jobs)" if w.get("pid") else
-                              w.get("mode") or sl.get("mode") or "cold")
+                              w.get("mode") or sl.get("mode") or str(WorkerMode.COLD))
                     t.add_row(n["node"], str(sl["slot"]), sl["device"], worker, sl["run"] or "idle",
                               f"{now - sl['since']:.0f}s" if sl.get("since") else "",
                               str(sl.get("jobs", "")), f"{sl.get('utilisation', 0):.0%}",

@@ -5,8 +5,9 @@ Contract:
 - Each idea in it is validated against the space; a rejected idea is written to runs/rejected/
   with the reasons (naming the field and what is allowed) and the idea as given; never dropped.
 - Exact duplicates are refused by creating runs/fingerprints/<fp> exclusively; the refusal names
-  the run it duplicates. Near-duplicates (same discrete cell, continuous values within a relative
-  tolerance) are flagged or refused as configured.
+  the run it duplicates. The fingerprint, queue entry and rejection record are written by
+  orze.store.transitions (admit, reject), which emit the events. Near-duplicates (same discrete
+  cell, continuous values within a relative tolerance) are flagged or refused as configured.
 - Re-processing a file after a crash is idempotent: an idea whose fingerprint was created by this
   very file and index is recognised as already admitted, not as a duplicate.
 - When every idea of a file is settled the file moves to runs/admitted/.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +30,8 @@ from orze.ids import new_id
 from orze.layout import Layout
 from orze.space import Space, check_idea, fingerprint
 from orze.store import queue
-from orze.store.atomic import atomic_write_json
-from orze.store.claims import create_exclusive
-from orze.store.events import emit
+from orze.store.atomic import read_json_or_none
+from orze.store.transitions import Transitions
 
 IDEA_SUFFIXES = (".yaml", ".yml")
 
@@ -98,14 +97,22 @@ class Admitter:
     near-duplicate checks (exact dedup never depends on it: the exclusive create decides)."""
 
     def __init__(self, layout: Layout, space: Space, cfg: AdmissionConfig, node: str,
-                 method: str = "excl"):
+                 transitions: Transitions | None = None):
         self.layout, self.space, self.cfg, self.node = layout, space, cfg, node
-        self.method = method
+        self.transitions = transitions or Transitions(layout, node)
         self._cells: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
         self._seen: set[str] = set()
         self._indexed = False
 
     # --- inbox -------------------------------------------------------------------------------
+    def pending(self) -> bool:
+        """Whether any inbox file waits (or one this node took and has not finished)."""
+        try:
+            return any(not n.startswith(".") for n in os.listdir(self.layout.inbox)) or \
+                any(self.layout.admitting_for(self.node).iterdir())
+        except FileNotFoundError:
+            return False
+
     def take_files(self, limit: int = 1000) -> list[Path]:
         """Rename inbox files into this node's admitting area (plus any left from a crash)."""
         mine = self.layout.admitting_for(self.node)
@@ -192,9 +199,11 @@ class Admitter:
             return None
         run_id = new_id()
         marker = {"id": run_id, "source": source, "index": index, "config": config}
-        fp_path = self.layout.fingerprints / fp
-        if not create_exclusive(fp_path, json.dumps(marker).encode(), self.method):
-            existing = _read_json(fp_path)
+        entry = queue.Entry(id=run_id, fingerprint=fp, config=config, meta=check.meta,
+                            admitted_at=time.time(), source_file=source, near_duplicate_of=near_of)
+        admitted = self.transitions.admit(entry, marker)
+        if admitted.existing is not None:
+            existing = admitted.existing
             if existing.get("source") == source and existing.get("index") == index:
                 return existing.get("id")  # this file was half-admitted before a crash
             other = existing.get("id", "?")
@@ -203,25 +212,17 @@ class Admitter:
             report.duplicates += 1
             report.messages.append(f"{where}: duplicate of run {other}")
             return None
-        entry = queue.Entry(id=run_id, fingerprint=fp, config=config, meta=check.meta,
-                            admitted_at=time.time(), source_file=source, near_duplicate_of=near_of)
-        queue.put(self.layout, entry)
         self._remember(fp, run_id, config)
         if near_of:
             report.near_duplicates += 1
         report.admitted.append(run_id)
-        emit(self.layout, "admitted", id=run_id, fingerprint=fp, source=source,
-             priority=entry.priority, node=self.node, near_duplicate_of=near_of)
         return run_id
 
     def _reject(self, raw: Any, errors: list[str], source: str, index: int | None,
                 duplicate_of: str | None = None) -> None:
         record = {"rejected_at": time.time(), "source": source, "index": index, "errors": errors,
                   "idea": raw, "duplicate_of": duplicate_of, "node": self.node}
-        name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}.json"
-        atomic_write_json(self.layout.rejected / name, _plain(record))
-        emit(self.layout, "duplicate" if duplicate_of else "rejected", source=source, index=index,
-             errors=errors[:5], duplicate_of=duplicate_of)
+        self.transitions.reject(_plain(record))
 
     # --- near-duplicate index ------------------------------------------------------------------
     def _refresh_index(self) -> None:
@@ -233,7 +234,7 @@ class Admitter:
         for n in names:
             if n in self._seen or n.startswith("."):
                 continue
-            data = _read_json(self.layout.fingerprints / n)
+            data = read_json_or_none(self.layout.fingerprints / n) or {}
             if "config" in data:
                 self._remember(n, data.get("id", "?"), data["config"])
 
@@ -250,14 +251,6 @@ class Admitter:
             if other != config and near_distance(self.space, config, other) <= self.cfg.near_tolerance:
                 return run_id
         return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _plain(obj: Any) -> Any:

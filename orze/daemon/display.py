@@ -1,16 +1,80 @@
 """What the daemon shows: a live rich panel on a terminal; one plain line per event otherwise
-(so logs and CI output stay readable and a non-terminal stays quiet between events)."""
+(so logs and CI output stay readable and a non-terminal stays quiet between events).
+
+It shows two things: the node's events (orze.store.transitions emits one per state change;
+`render_event` is the one place that turns an event into a sentence) and log records at or above
+the level the user chose (`orze run --log-level`): what was recovered from or degraded.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import deque
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from orze.vocab import EventKind, RunStatus
+
+
+def render_event(e: dict[str, Any]) -> str | None:
+    """The sentence for one event record (None: not shown)."""
+    kind, rid = e.get("event"), e.get("id")
+    if kind == EventKind.STARTED:
+        return f"slot {e.get('slot')}:{e.get('device', '?')}: started {rid} ({e.get('config')}, {e.get('mode')})"
+    if kind == EventKind.FINISHED:
+        status = e.get("status")
+        if status == RunStatus.DONE:
+            metric = e.get("metric")
+            shown = f"{metric:.4f}" if isinstance(metric, (int, float)) else metric
+            return f"{rid}: done {e.get('metric_name') or 'metric'}={shown} in {e.get('duration_s') or 0:.1f}s"
+        if status == RunStatus.MISCONFIGURED:
+            return f"{rid}: MISCONFIGURED: {'; '.join(e.get('findings') or [])}"
+        return f"{rid}: failed ({e.get('error')}): {e.get('message') or ''}"
+    if kind == EventKind.REQUEUED:
+        heal = f" with heal: {e['heal']}" if e.get("heal") else ""
+        return f"{rid}: attempt {e.get('attempt')} failed ({e.get('failure')}); re-queued{heal}"
+    if kind == EventKind.RELEASED:
+        return f"{rid}: released back to the queue ({e.get('reason')})"
+    if kind == EventKind.LEASE_LOST:
+        return f"{rid}: {e.get('reason')}"
+    if kind == EventKind.LEASE_BROKEN:
+        return f"{rid}: re-queued ({e.get('reason')})"
+    if kind == EventKind.RECORDED_ON_RECOVERY:
+        return f"{rid}: result recorded on recovery ({e.get('reason')})"
+    if kind == EventKind.REQUEUE_FAILED:
+        return f"{rid}: cannot re-queue ({e.get('reason')}); left for `orze status` and a human"
+    if kind == EventKind.ADMITTED:
+        near = f", near-duplicate of {e['near_duplicate_of']}" if e.get("near_duplicate_of") else ""
+        return f"{rid}: admitted from {e.get('source')} ({e.get('priority')}{near})"
+    if kind in (EventKind.REJECTED, EventKind.DUPLICATE):
+        where = f"{e.get('source')}#{(e.get('index') or 0) + 1}" if e.get("index") is not None else e.get("source")
+        if kind == EventKind.DUPLICATE:
+            return f"{where}: duplicate of run {e.get('duplicate_of')}"
+        return f"{where}: rejected: {'; '.join(e.get('errors') or [])}"
+    if kind == EventKind.NODE_STOPPING:
+        return (f"stopping ({e.get('reason')}): no new work; running experiments get "
+                f"{e.get('grace_s', 0):g}s to finish, then are released")
+    if kind == EventKind.NODE_STARTED:
+        return f"node {e.get('node')} started: {len(e.get('slots') or [])} slot(s), {e.get('mode')} workers"
+    return None
+
+
+class _ToDisplay(logging.Handler):
+    def __init__(self, display: "Display", level: int):
+        super().__init__(level)
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.display.line(f"{record.levelname.lower()}: {record.getMessage()}")
+        except Exception:
+            self.handleError(record)
 
 
 class Display:
@@ -22,7 +86,20 @@ class Display:
         self.live: Live | None = None
         self.daemon = None
 
-    def event(self, message: str) -> None:
+    def event(self, record: dict[str, Any]) -> None:
+        text = render_event(record)
+        if text is not None:
+            self.line(text)
+
+    def capture_logs(self, level: int = logging.WARNING) -> None:
+        """Show Orze's log records at or above `level` (until `close`)."""
+        self._handler = _ToDisplay(self, level)
+        root = logging.getLogger("orze")
+        root.addHandler(self._handler)
+        root.setLevel(min(root.level or logging.WARNING, level))
+        root.propagate = False
+
+    def line(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.live_mode:
             self.lines.append(f"{stamp} {message}")
@@ -41,6 +118,10 @@ class Display:
             self.live.update(self.render())
 
     def close(self) -> None:
+        handler = getattr(self, "_handler", None)
+        if handler is not None:
+            logging.getLogger("orze").removeHandler(handler)
+            self._handler = None
         if self.live is not None:
             self.live.update(self.render())
             self.live.stop()

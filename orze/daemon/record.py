@@ -1,30 +1,23 @@
-"""Recording a finished attempt: classify it, verify it, write result.json, append the leaderboard.
+"""The evidence of a finished attempt and the leaderboard row made from it.
 
-result.json in the run directory is the source of truth; the leaderboard row is the same object.
-A run is recorded exactly once: the row is appended only if no row with its id is on the
-leaderboard (checked under the leaderboard lock), and a node that recovers a run with a result.json
-appends its row if a crash came between the two. `orze leaderboard --rebuild` regenerates the file
-from the result.json files.
+`gather` reads what the attempt left (metrics.json, effective_config.json, failure.json) and, for an
+attempt that succeeded, runs verification against the daemon's own reading of features/clips.csv;
+orze.daemon.outcome decides from that evidence; `build_row` makes the row that
+orze.store.transitions records (result.json is the source of truth; the row is the same object).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from orze.features.store import SPLITS, FeatureStoreError, read_clips, split_hash
-from orze.layout import (RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, RUN_RECORDED,
-                         RUN_RESULT, Layout)
-from orze.store.atomic import atomic_write_json
-from orze.store.claims import create_exclusive
-from orze.store.leaderboard import Tail, append_once
-from orze.store.queue import Entry
+from orze.daemon.outcome import Evidence
 from orze.daemon.verify import verify_run
-
-# Failure classes that a plain retry may cure; the rest fail fast (or are healed, see heal).
-TRANSIENT = {"crash", "killed"}
+from orze.features.store import SPLITS, FeatureStoreError, read_clips, split_hash
+from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
+from orze.store.atomic import read_json_or_none
+from orze.store.queue import Entry
+from orze.vocab import RunStatus
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -39,26 +32,21 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def classify(run_dir: Path, returncode: int | None, reason: str | None = None) -> dict[str, Any]:
-    """Failure class and message from failure.json, the exit status and the log."""
-    if reason in ("timeout", "stalled"):
-        return {"class": reason, "message": f"worker {reason}"}
-    try:
-        failure = json.loads((run_dir / RUN_FAILURE).read_text())
-        if isinstance(failure, dict) and "class" in failure:
-            return {"class": failure["class"], "message": failure.get("message", "")}
-    except (OSError, ValueError):
-        pass
-    out = (tail(run_dir / RUN_OUTPUT, 50) + "\n" + tail(run_dir / RUN_LOG, 50)).lower()
-    if "out of memory" in out or "cuda oom" in out or returncode == -9 and "memory" in out:
-        return {"class": "oom", "message": "out of memory"}
-    if "nan" in out and "loss" in out:
-        return {"class": "nan_loss", "message": "non-finite loss"}
-    if returncode is not None and returncode < 0:
-        return {"class": "killed", "message": f"worker killed by signal {-returncode}"}
-    if returncode == 0:
-        return {"class": "no_metrics", "message": f"worker exited 0 without {RUN_METRICS}"}
-    return {"class": "crash", "message": f"worker exited with status {returncode}"}
+def log_tail(run_dir: Path, lines: int = 20) -> str:
+    return tail(run_dir / RUN_LOG, lines) or tail(run_dir / RUN_OUTPUT, lines)
+
+
+def gather(layout: Layout, entry: Entry, run_dir: Path, code: int, stop_reason: str | None,
+           attempt: int) -> Evidence:
+    metrics = read_json_or_none(run_dir / RUN_METRICS)
+    ev = Evidence(code=code, stop_reason=stop_reason, metrics=metrics,
+                  failure=read_json_or_none(run_dir / RUN_FAILURE), attempt=attempt)
+    if not ev.succeeded:
+        return ev
+    findings = verify_run(entry.config, read_json_or_none(run_dir / RUN_EFFECTIVE), metrics,
+                          expected_split_hashes(layout), require_effective=True)
+    return Evidence(code=code, stop_reason=stop_reason, metrics=metrics, failure=ev.failure,
+                    findings=findings, attempt=attempt)
 
 
 def expected_split_hashes(layout: Layout) -> dict[str, str] | None:
@@ -79,7 +67,7 @@ def expected_split_hashes(layout: Layout) -> dict[str, str] | None:
     return {s: split_hash(v) for s, v in ids.items()}
 
 
-def build_row(entry: Entry, status: str, metrics: dict[str, Any] | None, node: str, slot: int,
+def build_row(entry: Entry, status: RunStatus, metrics: dict[str, Any] | None, node: str, slot: int,
               started_at: float, finished_at: float, error: Any, attempts: int) -> dict[str, Any]:
     m = metrics or {}
     meta = entry.meta
@@ -110,36 +98,3 @@ def _timings(m: dict[str, Any], entry: Entry, claimed_at: float, finished_at: fl
     if isinstance(train_s, (int, float)):
         t["overhead_s"] = round(max(0.0, finished_at - claimed_at - train_s), 3)
     return t
-
-
-def load_outputs(run_dir: Path) -> tuple[dict | None, dict | None]:
-    def _load(name: str) -> dict | None:
-        try:
-            data = json.loads((run_dir / name).read_text())
-            return data if isinstance(data, dict) else None
-        except (OSError, ValueError):
-            return None
-    return _load(RUN_METRICS), _load(RUN_EFFECTIVE)
-
-
-def judge_success(layout: Layout, entry: Entry, metrics: dict, effective: dict | None,
-                  require_effective: bool) -> tuple[str, Any]:
-    findings = verify_run(entry.config, effective, metrics, expected_split_hashes(layout),
-                          require_effective)
-    if findings:
-        return "misconfigured", {"class": "misconfigured", "findings": findings}
-    if not isinstance(metrics.get("metric"), (int, float)):
-        return "failed", {"class": "no_metric", "message": "metrics.json has no numeric 'metric'"}
-    return "done", None
-
-
-def record(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
-    """Write result.json, then append the leaderboard row exactly once (checked under the
-    leaderboard lock), then mark the run `recorded`. False if its row was on the leaderboard
-    already. A crash between the steps is repaired by whoever recovers the run: result.json
-    exists, so the row is appended if it is missing (never twice)."""
-    run_dir = layout.run_dir(row["id"])
-    atomic_write_json(run_dir / RUN_RESULT, row)
-    appended = append_once(layout, row, tail)
-    create_exclusive(run_dir / RUN_RECORDED, f"{time.time()}\n".encode())
-    return appended

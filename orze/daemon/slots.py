@@ -4,10 +4,13 @@ number of CPU slots. Each slot knows the environment its worker runs with."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
 from orze.config import SchedulerConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,17 +25,27 @@ class Slot:
 
 
 def detect_gpus() -> list[int]:
-    """Physical GPU indices through NVML; [] when there is no driver or no GPU."""
+    """Physical GPU indices through NVML; [] when there is no driver or no GPU. A node whose NVML
+    is present but broken says so (it would otherwise silently run as a CPU node)."""
     try:
         import pynvml
     except ImportError:
+        log.info("nvidia-ml-py is not installed: no GPUs detected, running on CPU slots")
         return []
     try:
         pynvml.nvmlInit()
-    except Exception:  # no driver, no library: a CPU node
+    except pynvml.NVMLError_LibraryNotFound:
+        log.info("no NVIDIA driver library on this node: running on CPU slots")
+        return []
+    except Exception as e:  # a driver/library mismatch, a GPU in a bad state
+        log.warning("NVML failed to initialise (%s: %s): this node runs on CPU slots; set "
+                    "scheduler.gpus to a list of GPU indices to use GPUs without NVML", type(e).__name__, e)
         return []
     try:
         return list(range(pynvml.nvmlDeviceGetCount()))
+    except Exception as e:
+        log.warning("NVML could not count GPUs (%s): this node runs on CPU slots", e)
+        return []
     finally:
         try:
             pynvml.nvmlShutdown()

@@ -1,4 +1,5 @@
-"""One running experiment: how it executes, its deadline, its progress, and how to stop it.
+"""One running experiment: how it starts, how it executes, its deadline, its progress, and how to
+stop it.
 
 An experiment executes either in a process of its own (cold mode, `ColdProcess`) or as a job on a
 slot's warm worker (orze.daemon.warm.WarmJob). Both are handles with the same small interface
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from orze.layout import RUN_LOG, RUN_OUTPUT
+from orze.config import WorkerConfig
+from orze.layout import RUN_LOG, RUN_OUTPUT, Layout
 from orze.store.queue import Entry
+from orze.vocab import FailureClass, WorkerMode
 
 
 def builtin_command(run_dir: Path) -> list[str]:
@@ -105,7 +108,7 @@ class Running:
     handle: Execution
     started_at: float          # when the claim was made: the run's clock starts here
     attempt: int
-    mode: str = "cold"
+    mode: WorkerMode = WorkerMode.COLD
     last_progress: float = field(default_factory=time.time)
     last_log_size: int = -1
     stop_reason: str | None = None
@@ -141,3 +144,33 @@ class Running:
 
     def close(self) -> None:
         self.handle.close()
+
+
+class Launcher:
+    """Starts an experiment on a slot: as a job on the slot's warm worker when the slot has one,
+    else in a process of its own (the built-in worker or the configured command)."""
+
+    def __init__(self, layout: Layout, cfg: WorkerConfig, pool, env: dict[str, str]):
+        self.layout, self.cfg, self.pool, self.env = layout, cfg, pool, env
+
+    def launch(self, entry: Entry, run_dir: Path, slot, claimed_at: float, attempt: int) -> Running:
+        """OSError if the worker cannot be started."""
+        if self.pool is not None and self.pool.usable(slot.index):
+            handle = self.pool.start(slot.index, {"run_dir": str(run_dir), "root": str(self.layout.root),
+                                                  "claimed_at": claimed_at, "run_id": entry.id})
+            mode = WorkerMode.WARM
+        else:
+            argv = (list(self.cfg.command) + [str(run_dir)]) if self.cfg.command else builtin_command(run_dir)
+            env = {**self.env, **slot.env, "ORZE_RUN_ID": entry.id, "ORZE_CLAIMED_AT": repr(claimed_at)}
+            handle, mode = ColdProcess(argv, run_dir, env), WorkerMode.COLD
+        return Running(entry, slot.index, run_dir, handle, claimed_at, attempt, mode=mode)
+
+
+def overdue(r: Running, now: float, timeout_s: float, stall_s: float) -> FailureClass | None:
+    """Whether a running experiment passed its time limit or stopped making progress."""
+    r.progressed()
+    if now - r.started_at > timeout_s:
+        return FailureClass.TIMEOUT
+    if now - r.last_progress > stall_s:
+        return FailureClass.STALLED
+    return None

@@ -19,17 +19,21 @@ Failure handling never involves the daemon's own process:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from orze.config import WorkerConfig
 from orze.daemon.slots import Slot
 from orze.daemon.supervisor import kill_group
+from orze.vocab import WorkerMode
+
+log = logging.getLogger(__name__)
 
 NOT_READY_LIMIT = 3          # deaths before ready, within the window, before a slot goes cold
 NOT_READY_WINDOW_S = 300.0
@@ -178,10 +182,9 @@ class WarmPool:
     """A warm worker per slot, kept alive and replaced as needed."""
 
     def __init__(self, slots: list[Slot], cfg: WorkerConfig, base_env: dict[str, str], log_dir: Path,
-                 cwd: Path, on_event: Callable[[str], None] = lambda m: None):
+                 cwd: Path):
         self.slots = {s.index: s for s in slots}
         self.cfg, self.base_env, self.log_dir, self.cwd = cfg, base_env, log_dir, cwd
-        self.on_event = on_event
         self.procs: dict[int, WarmProcess] = {}
         self.not_ready_deaths: dict[int, deque[float]] = {i: deque() for i in self.slots}
         self.cold: set[int] = set()      # slots that fell back to a process per experiment
@@ -195,7 +198,7 @@ class WarmPool:
         try:
             p = WarmProcess(slot.index, warm_command(self.cfg, self.log_path(slot.index)), env, self.cwd)
         except OSError as e:
-            self.on_event(f"slot {slot.label}: cannot start a warm worker ({e})")
+            log.warning("slot %s: cannot start a warm worker (%s)", slot.label, e)
             self._note_not_ready(slot.index)
             return None
         self.procs[slot.index] = p
@@ -209,8 +212,8 @@ class WarmPool:
             deaths.popleft()
         if len(deaths) >= NOT_READY_LIMIT and slot not in self.cold:
             self.cold.add(slot)
-            self.on_event(f"slot {self.slots[slot].label}: warm worker died {len(deaths)} times before "
-                          f"becoming ready (see {self.log_path(slot)}); this slot runs cold from now on")
+            log.warning("slot %s: warm worker died %d times before becoming ready (see %s); this slot "
+                        "runs cold from now on", self.slots[slot].label, len(deaths), self.log_path(slot))
 
     def tend(self) -> None:
         """Replace dead idle workers; start missing ones (never touches a busy one)."""
@@ -223,8 +226,8 @@ class WarmPool:
                     continue
                 p.pump()
                 if p.ready is None and p.alive() and time.time() - p.spawned_at > READY_TIMEOUT_S:
-                    self.on_event(f"slot {slot.label}: warm worker {p.pid} not ready after "
-                                  f"{READY_TIMEOUT_S:.0f}s; killing it")
+                    log.warning("slot %s: warm worker %d not ready after %.0fs; killing it",
+                                slot.label, p.pid, READY_TIMEOUT_S)
                     p.kill(1.0)
                 if p.retired:
                     p.stop()  # it is exiting by itself after its last report
@@ -233,7 +236,7 @@ class WarmPool:
                 if p.ready is None:
                     self._note_not_ready(index)
                 elif p.retired:
-                    self.on_event(f"slot {slot.label}: warm worker {p.pid} retired ({p.retired}); replacing it")
+                    log.info("slot %s: warm worker %d retired (%s); replacing it", slot.label, p.pid, p.retired)
                 p.close_pipes()
                 del self.procs[index]
                 if index in self.cold:
@@ -299,9 +302,9 @@ class WarmPool:
             return {"mode": "cold (fallback)"}
         p = self.procs.get(slot)
         if p is None:
-            return {"mode": "warm", "pid": None}
+            return {"mode": str(WorkerMode.WARM), "pid": None}
         p.pump()
-        return {"mode": "warm", "pid": p.pid, "ready": p.ready is not None, "jobs": p.jobs,
+        return {"mode": str(WorkerMode.WARM), "pid": p.pid, "ready": p.ready is not None, "jobs": p.jobs,
                 "age_s": round(time.time() - p.spawned_at, 1)}
 
     def stop_all(self) -> None:

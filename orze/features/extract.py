@@ -36,7 +36,7 @@ from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store
 from orze.features.writer import write_store_rows
 from orze.features.video import ALIGNS, Sampled, VideoError, find_videos, sample_video
 from orze.layout import Layout
-from orze.store.atomic import atomic_write_bytes, atomic_write_json, read_json
+from orze.store.atomic import atomic_write_bytes, atomic_write_json, read_json_or_none
 
 SETTINGS_FILE = "settings.json"
 
@@ -240,7 +240,7 @@ def _prepare_partial(store_dir: Path, sig: dict, restart: bool) -> Path:
     if pdir.exists() and restart:
         shutil.rmtree(pdir)
     if settings_file.exists():
-        old = read_json(settings_file)
+        old = read_json_or_none(settings_file)
         if old != sig:
             raise ExtractError(
                 f"{settings_file}: partial results were made with other settings "

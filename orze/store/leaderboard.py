@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
-
-import orjson
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from orze.layout import RUN_RESULT, Layout
-from orze.store.atomic import atomic_write_text
-from orze.store.lock import FileLock
+import orjson
 
-RANKED_STATUS = "done"
+from orze.layout import RUN_RESULT, Layout
+from orze.store.atomic import append_line, atomic_write_text, read_json_or_none
+from orze.store.lock import FileLock
+from orze.vocab import RunStatus
+
+log = logging.getLogger(__name__)
+
+RANKED_STATUS = RunStatus.DONE
 ROW_KEYS = ("id", "fingerprint", "status", "metric_name", "metric", "test_metric", "val_auc",
             "test_auc", "config", "idea_name", "agent", "model", "source", "parent", "priority",
             "node", "slot", "admitted_at", "started_at", "finished_at", "duration_s", "epochs_run",
@@ -39,21 +43,14 @@ def row_line(row: dict[str, Any]) -> bytes:
     return (json.dumps(full, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
 
 
+def lock(layout: Layout) -> FileLock:
+    return FileLock(layout.leaderboard_lock, method=layout.claim_method)
+
+
 def append_row(layout: Layout, row: dict[str, Any]) -> None:
     data = row_line(row)
-    with FileLock(layout.leaderboard_lock):
-        _write_locked(layout, data)
-
-
-def _write_locked(layout: Layout, data: bytes) -> None:
-    fd = os.open(layout.leaderboard, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):  # a short write (disk full): never leave a partial record
-            raise OSError(f"{layout.leaderboard}: short write ({written} of {len(data)} bytes)")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with lock(layout):
+        append_line(layout.leaderboard, data)
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -74,6 +71,8 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             row = _parse_line(raw)
             if row is not None:
                 yield row
+            elif raw.strip(b"\x00 \r\n"):
+                log.warning("%s: skipped a line that is not a JSON object (%d bytes)", path, len(raw))
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -121,6 +120,8 @@ class Tail:
             if row is not None and "id" in row:
                 self.ids.add(str(row["id"]))
                 self.unread.append(row)
+            elif row is None and raw.strip(b"\x00 \r\n"):
+                log.warning("%s: skipped a line that is not a JSON object (%d bytes)", self.path, len(raw))
 
     def new_rows(self) -> list[dict[str, Any]]:
         self.poll()
@@ -135,11 +136,11 @@ def append_once(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
     record one run (its owner, and a node recovering it after the owner was presumed dead), it
     is appended exactly once."""
     data = row_line(row)
-    with FileLock(layout.leaderboard_lock):
+    with lock(layout):
         tail.poll()
         if str(row["id"]) in tail.ids:
             return False
-        _write_locked(layout, data)
+        append_line(layout.leaderboard, data)
         tail.ids.add(str(row["id"]))
     return True
 
@@ -182,13 +183,12 @@ def rebuild(layout: Layout) -> int:
     """Regenerate leaderboard.jsonl from the run directories; returns the number of rows."""
     rows = []
     for result in sorted(layout.exp.glob(f"*/{RUN_RESULT}")):
-        try:
-            row = json.loads(result.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(row, dict) and "id" in row:
+        row = read_json_or_none(result)
+        if row is not None and "id" in row:
             rows.append(row)
+        elif row is None:
+            log.warning("%s: unreadable; not on the rebuilt leaderboard", result)
     rows.sort(key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
-    with FileLock(layout.leaderboard_lock):
+    with lock(layout):
         atomic_write_text(layout.leaderboard, "".join(row_line(r).decode() for r in rows))
     return len(rows)

@@ -8,7 +8,6 @@ rename is atomic on NFS and Lustre, so exactly one daemon wins each entry.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 from orze.layout import RUN_IDEA, Layout
 from orze.space import PRIORITIES
-from orze.store.atomic import atomic_write_json, fsync_dir
+from orze.store.atomic import atomic_write_json, fsync_dir, read_json_or_none
 
 
 @dataclass
@@ -115,9 +114,10 @@ def depth(layout: Layout) -> int:
 
 
 def read(layout: Layout, name: str) -> Entry | None:
+    data = read_json_or_none(layout.queue / name)
     try:
-        return Entry.from_json(json.loads((layout.queue / name).read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
+        return Entry.from_json(data) if data is not None else None
+    except TypeError:
         return None
 
 
@@ -132,10 +132,12 @@ def take(layout: Layout, name: str) -> Entry | None:
     except FileNotFoundError:
         return None
     fsync_dir(layout.queue)
+    data = read_json_or_none(target)
     try:
-        return Entry.from_json(json.loads(target.read_text()))
-    except FileNotFoundError:
-        return None  # re-queued by a recovering node in between: it is someone else's again
+        # None: re-queued by a recovering node in between, it is someone else's again
+        return Entry.from_json(data) if data is not None else None
+    except TypeError:
+        return None
 
 
 def requeue(layout: Layout, entry: Entry, keep_time: bool = True) -> Path:

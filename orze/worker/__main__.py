@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from orze.layout import Layout
+from orze.vocab import WorkerMode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or os.environ.get("ORZE_ROOT") or run_dir.parents[2]
     from orze.worker.job import run_job
     return run_job(run_dir, Layout.at(root), args.device,
-                   worker={"mode": "cold", "pid": os.getpid(), "jobs": 1})
+                   worker={"mode": str(WorkerMode.COLD), "pid": os.getpid(), "jobs": 1})
 
 
 if __name__ == "__main__":

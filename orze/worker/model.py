@@ -11,7 +11,8 @@ import math
 import torch
 import torch.nn as nn
 
-from orze.worker.encoders import build_encoder, describe as describe_encoder
+from orze.worker.encoders import build_encoder
+from orze.worker.encoders import describe as describe_encoder
 from orze.worker.pooling import build_pooling
 
 

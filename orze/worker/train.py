@@ -27,8 +27,9 @@ from orze.features.store import FeatureStoreError
 from orze.layout import RUN_CONFIG, RUN_EFFECTIVE, RUN_LOG, RUN_METRICS, Layout
 from orze.space import check_idea, load_space
 from orze.store.atomic import atomic_write_json
-from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, load_experiment_data
+from orze.vocab import WorkerMode
 from orze.worker.cache import FeatureCache
+from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, load_experiment_data
 from orze.worker.losses import build_loss
 from orze.worker.memory import peak_rss_mb, reset_peak_rss
 from orze.worker.model import ClipClassifier, build_model, describe_model
@@ -305,7 +306,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
             "seconds_per_epoch": train_s / max(len(history), 1),
             "feature_cache": ("hit" if data.cache_hits and all(data.cache_hits) else
                               "miss" if cache is not None else "none"),
-            **{f"worker_{k}": v for k, v in (worker or {"mode": "cold"}).items()},
+            **{f"worker_{k}": v for k, v in (worker or {"mode": str(WorkerMode.COLD)}).items()},
         },
     }
     effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, stopper,

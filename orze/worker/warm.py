@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orze.layout import RUN_OUTPUT, Layout
+from orze.vocab import WorkerMode
 
 PR_SET_PDEATHSIG = 1
 
@@ -124,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    import orze.worker.encoders as encoders
     from orze.worker.cache import FeatureCache
     from orze.worker.job import run_job
     from orze.worker.train import resolve_device  # imports the whole training stack (sklearn, …)
-    import orze.worker.encoders as encoders
 
     encoders.available()  # import every encoder module now, not during the first job
     device = resolve_device(args.device)
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         with Redirect(run_dir / RUN_OUTPUT):
             code = run_job(run_dir, Layout.at(job.get("root") or run_dir.parents[2]), job.get("device"),
                            claimed_at=job.get("claimed_at"), cache=cache,
-                           worker={"mode": "warm", "pid": os.getpid(), "jobs": jobs})
+                           worker={"mode": str(WorkerMode.WARM), "pid": os.getpid(), "jobs": jobs})
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -2,8 +2,7 @@ import random
 
 import pytest
 
-from orze.agents.context import (PromptError, estimate_tokens, load_template, read_history,
-                                 render_prompt)
+from orze.agents.context import PromptError, estimate_tokens, load_template, read_history, render_prompt
 from orze.agents.rules import load_rules
 from orze.store.atomic import atomic_write_json
 from orze.store.leaderboard import row_line

@@ -7,8 +7,16 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
 from orze.analysis import AnalysisError
-from orze.analysis.exploration import (components_from_space, entropy_bits, fit_decay, innovation,
-                                       innovation_rate, jsd_bits, jsd_over_time, sliding_entropy)
+from orze.analysis.exploration import (
+    components_from_space,
+    entropy_bits,
+    fit_decay,
+    innovation,
+    innovation_rate,
+    jsd_bits,
+    jsd_over_time,
+    sliding_entropy,
+)
 from orze.space import load_space
 
 

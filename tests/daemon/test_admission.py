@@ -10,7 +10,6 @@ from orze.daemon.admission import AdmissionReport, Admitter
 from orze.layout import Layout
 from orze.store import queue
 from orze.store.inbox import submit_ideas, submit_text
-from orze.space import load_space
 
 
 @pytest.fixture
@@ -72,7 +71,7 @@ def test_size_and_count_limits(tmp_path, default_space):
 
 def test_reprocessing_after_crash_is_idempotent(setup):
     layout, adm = setup
-    path = submit_ideas(layout, [{"seed": 1}, {"seed": 2}])
+    submit_ideas(layout, [{"seed": 1}, {"seed": 2}])
     taken = adm.take_files()[0]
     # Crash after the first idea was admitted: admit it alone, then the whole file again.
     partial = AdmissionReport()

@@ -11,7 +11,6 @@ import time
 import pytest
 import yaml
 
-from orze.layout import Layout
 from orze.store import queue
 from orze.store.events import read_events
 from orze.store.leaderboard import read_rows
@@ -234,7 +233,11 @@ def test_oom_is_healed_by_halving_the_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(script.read_text().replace(
         'effective = dict(config)',
-        'if config["batch_size"] > 32:\n    print("CUDA out of memory", flush=True); sys.exit(1)\neffective = dict(config)'))
+        'if config["batch_size"] > 32:\n'
+        '    print("CUDA out of memory", flush=True)\n'
+        '    json.dump({"class": "oom", "message": "CUDA out of memory"}, open(os.path.join(run, "failure.json"), "w"))\n'
+        '    sys.exit(1)\n'
+        'effective = dict(config)'))
     run_orze("submit", str(write_ideas(tmp_path / "i.yaml", [{"seed": 6, "batch_size": 64}])), root=layout.root)
     run_orze("run", "--until-idle", "--quiet", root=layout.root)
     (row,) = read_rows(layout.leaderboard)

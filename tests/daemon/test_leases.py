@@ -42,7 +42,7 @@ def test_expired_lease_is_requeued_fresh_one_is_kept(tmp_path, default_space):
 def test_lease_scans_skip_recorded_runs_except_on_full_scans(tmp_path, default_space, monkeypatch):
     """Finished runs are not looked into on every scan; a claim a crashed node left on a run it
     had recorded is still released, by the next full scan."""
-    from orze.daemon import node as node_mod
+    from orze.daemon import leases as leases_mod
     from orze.store.leaderboard import append_row
 
     layout = Layout.at(tmp_path).ensure()
@@ -56,14 +56,14 @@ def test_lease_scans_skip_recorded_runs_except_on_full_scans(tmp_path, default_s
     d.learn_from_leaderboard()
     assert left.name in d.recorded_ids
     looked = []
-    real = node_mod._claimed_dirs
-    monkeypatch.setattr(node_mod, "_claimed_dirs", lambda lay, skip=None: looked.append(skip) or real(lay, skip))
+    real = leases_mod.claimed_dirs
+    monkeypatch.setattr(leases_mod, "claimed_dirs", lambda lay, skip=None: looked.append(skip) or real(lay, skip))
     d.break_expired_leases()                      # scan 1: full
     assert looked[-1] is None and not (left / "claim").exists() and queue.depth(layout) == 0
     claims.claim(left, Claim(node="crashed-node", slot=0, pid=1, attempt=1, claimed_at=0.0))
     t = time.time() - 300
     os.utime(left / "heartbeat", (t, t))
-    for _ in range(node_mod.FULL_SCAN_EVERY - 1):  # scans 2..10 skip it
+    for _ in range(leases_mod.FULL_SCAN_EVERY - 1):  # scans 2..10 skip it
         d.break_expired_leases()
         assert looked[-1] == {left.name} and (left / "claim").exists()
     d.break_expired_leases()                      # scan 11: full again
@@ -74,8 +74,8 @@ def test_lease_scans_skip_recorded_runs_except_on_full_scans(tmp_path, default_s
 def test_result_written_but_row_missing_is_recorded_once_on_recovery(tmp_path, default_space):
     """The owner died after writing result.json and before appending its row: the node that breaks
     its lease appends the row, exactly once, and the owner's own late append is refused."""
-    from orze.daemon.record import record
-    from orze.store.leaderboard import Tail, read_rows
+    from orze.store.leaderboard import read_rows
+    from orze.store.transitions import Transitions
 
     layout = Layout.at(tmp_path).ensure()
     project = ProjectConfig()
@@ -88,7 +88,7 @@ def test_result_written_but_row_missing_is_recorded_once_on_recovery(tmp_path, d
     assert [r["id"] for r in read_rows(layout.leaderboard)] == [run.name]
     assert not (run / "claim").exists() and (run / "recorded").exists() and queue.depth(layout) == 0
     d.break_expired_leases()
-    assert not record(layout, row, Tail(layout.leaderboard))      # the late owner: refused
+    assert not Transitions(layout, "dead-node").record(row)      # the late owner: refused
     assert len(read_rows(layout.leaderboard)) == 1
 
 

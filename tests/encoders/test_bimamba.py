@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from orze.worker.encoders.bimamba import (BiMamba, BiMambaMixer, SelectiveScanBranch, parallel_scan,
-                                          scan_readout, selective_scan, sequential_scan, set_scan_impl)
+from orze.worker.encoders.bimamba import (
+    BiMamba,
+    BiMambaMixer,
+    SelectiveScanBranch,
+    parallel_scan,
+    scan_readout,
+    selective_scan,
+    sequential_scan,
+    set_scan_impl,
+)
 from orze.worker.encoders.hybrid import Hybrid
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orze.worker.encoders.retnet import (MultiScaleRetention, RetNet, decay_matrix, retention_decays,
-                                         retention_parallel, retention_recurrent)
+from orze.worker.encoders.retnet import (
+    MultiScaleRetention,
+    RetNet,
+    decay_matrix,
+    retention_decays,
+    retention_parallel,
+    retention_recurrent,
+)
 
 
 def test_standard_decays_for_four_heads():

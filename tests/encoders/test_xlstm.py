@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orze.worker.encoders.xlstm import MLSTMBlock, MLSTMLayer, SLSTMCell, XLSTM, mlstm_parallel, mlstm_recurrent
+from orze.worker.encoders.xlstm import XLSTM, MLSTMBlock, MLSTMLayer, SLSTMCell, mlstm_parallel, mlstm_recurrent
 
 
 @pytest.mark.parametrize("T", [1, 7, 40])

@@ -1,17 +1,17 @@
-import json
 import os
 import time
 
 import pytest
 
 from orze.store import claims
+from orze.store.atomic import create_exclusive
 from orze.store.claims import Claim
 
 
 @pytest.mark.parametrize("method", ["excl", "link"])
 def test_exclusive_create_has_one_winner(tmp_path, method):
     target = tmp_path / "claim"
-    results = [claims.create_exclusive(target, f"{i}".encode(), method) for i in range(5)]
+    results = [create_exclusive(target, f"{i}".encode(), method) for i in range(5)]
     assert results == [True, False, False, False, False]
     assert target.read_text() == "0"
     assert [p.name for p in tmp_path.iterdir()] == ["claim"]  # link method cleans its unique file

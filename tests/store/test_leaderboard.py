@@ -1,5 +1,4 @@
 import json
-import os
 
 from orze.layout import Layout
 from orze.store.leaderboard import append_row, ranked, read_rows, rebuild, rows_to_frame

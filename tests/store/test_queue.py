@@ -1,4 +1,3 @@
-import time
 
 from orze.layout import Layout
 from orze.store import queue

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from orze.worker.data import fit_length
 from orze.worker.losses import BCELoss, FocalLoss, LabelSmoothingLoss
 from orze.worker.pooling import AttentionPool, LastPool, MaxPool, MeanPool
 from orze.worker.train import EarlyStopper
-from orze.worker.data import fit_length
 
 
 def test_focal_known_value():

@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
 from orze.agents.base import History
 from orze.space import Space
 from orze.space.validate import applies, check_idea
-
-import optuna
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
-                                  IntDistribution)
-from optuna.trial import TrialState, create_trial
 
 optuna.logging.set_verbosity(logging.WARNING)
 

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from orze.worker.encoders import register
-from orze.worker.encoders.common import DepthwiseConv, flip_time, full_precision, zero_padded, StackReadBack
+from orze.worker.encoders.common import DepthwiseConv, StackReadBack, flip_time, full_precision, zero_padded
 
 D_STATE = 16
 EXPAND = 2

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from orze.worker.encoders import register
 from orze.worker.encoders.bimamba import D_STATE, MambaBlock, mixer_details
-from orze.worker.encoders.common import zero_padded, StackReadBack
+from orze.worker.encoders.common import StackReadBack, zero_padded
 from orze.worker.encoders.retnet import RetentionBlock
 
 

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from orze.worker.encoders import register
-from orze.worker.encoders.common import full_precision, zero_padded, StackReadBack
+from orze.worker.encoders.common import StackReadBack, full_precision, zero_padded
 
 DECAY_SCHEDULES = ("short", "standard")
 
