@@ -9,6 +9,9 @@ slot and per node, and the node heartbeat carries the raw figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from orze.vocab import EventKind
 
 
 @dataclass
@@ -65,3 +68,29 @@ def node_utilisation(snapshots: list[dict]) -> dict[str, float]:
     total = sum(s["busy_s"] + s["idle_s"] for s in snapshots) or 1e-9
     waiting = sum(s["waiting_idle_s"] for s in snapshots)
     return {"utilisation": busy / total, "waiting_idle_fraction": waiting / total}
+
+
+@dataclass
+class Counters:
+    admitted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    started: int = 0
+    done: int = 0
+    failed: int = 0
+    misconfigured: int = 0
+    retried: int = 0
+    released: int = 0
+    leases_broken: int = 0
+
+    def count(self, event: dict[str, Any]) -> None:
+        """Counters follow this node's events (a listener on its transitions)."""
+        kind = event.get("event")
+        name = str(event.get("status")) if kind == EventKind.FINISHED else _COUNTED.get(kind)
+        if name in self.__dict__:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+_COUNTED = {EventKind.ADMITTED: "admitted", EventKind.REJECTED: "rejected", EventKind.DUPLICATE: "duplicates",
+            EventKind.STARTED: "started", EventKind.REQUEUED: "retried", EventKind.RELEASED: "released",
+            EventKind.LEASE_BROKEN: "leases_broken"}

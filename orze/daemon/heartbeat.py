@@ -4,12 +4,24 @@ daemon's parts by `snapshot`; written atomically each heartbeat."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 from typing import Any
 
 from orze.daemon.accounting import node_utilisation
+from orze.store.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def publish(d, stopped: bool = False) -> None:
+    """Write the heartbeat of Daemon `d`; a failure is logged, never raised (the next one retries)."""
+    try:
+        atomic_write_json(d.layout.node_heartbeat(d.node), {**snapshot(d), "stopped": stopped})
+    except OSError as e:
+        log.warning("node heartbeat not written: %s", e)
 
 
 def snapshot(d) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import selectors
 import signal
 import socket
 import time
@@ -30,23 +29,21 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from orze.config import ProjectConfig
+from orze.daemon.accounting import Counters
 from orze.daemon.admission import Admitter
-from orze.daemon.heartbeat import snapshot
+from orze.daemon.heartbeat import publish, snapshot
 from orze.daemon.leases import LeaseKeeper
-from orze.daemon.outcome import Retry, decide
 from orze.daemon.packing import MemoryLedger
-from orze.daemon.record import build_row, gather, log_tail
+from orze.daemon.record import conclude
 from orze.daemon.scheduling import Scheduler
 from orze.daemon.slot_state import SlotState, SlotTable
 from orze.daemon.slots import Slot, device_capacities, plan_node_slots
-from orze.daemon.supervisor import Launcher, Running, overdue
+from orze.daemon.supervisor import Launcher, Running, overdue, wait_for
 from orze.daemon.warm import WarmPool
 from orze.layout import Layout
 from orze.space import Space
-from orze.store.atomic import atomic_write_json
-from orze.store.claims import Claim
 from orze.store.transitions import Transitions
-from orze.vocab import EventKind, RunStatus, WorkerMode
+from orze.vocab import EventKind, WorkerMode
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +55,6 @@ class RunBounds:
     max_experiments: int | None = None   # stop claiming after this many starts
     until_idle: bool = False             # exit when inbox, queue and slots are all empty
     once: bool = False                   # one admission + scheduling pass, then finish those runs
-
-
-@dataclass
-class Counters:
-    admitted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    started: int = 0
-    done: int = 0
-    failed: int = 0
-    misconfigured: int = 0
-    retried: int = 0
-    released: int = 0
-    leases_broken: int = 0
-
-    def count(self, event: dict[str, Any]) -> None:
-        """Counters follow this node's events (a listener on its transitions)."""
-        kind = event.get("event")
-        name = str(event.get("status")) if kind == EventKind.FINISHED else _COUNTED.get(kind)
-        if name in self.__dict__:
-            setattr(self, name, getattr(self, name) + 1)
-
-
-_COUNTED = {EventKind.ADMITTED: "admitted", EventKind.REJECTED: "rejected", EventKind.DUPLICATE: "duplicates",
-            EventKind.STARTED: "started", EventKind.REQUEUED: "retried", EventKind.RELEASED: "released",
-            EventKind.LEASE_BROKEN: "leases_broken"}
 
 
 def default_node_id() -> str:
@@ -202,22 +173,10 @@ class Daemon:
         if self._free() and not self.stopping and len(self.scheduler.queue_view) > 0 \
                 and not self.scheduler.memory_blocked:
             return  # work is waiting and a slot is free (and memory is not what holds it back)
-        timeout = max(0.0, min(horizon - now, 1.0))
         fds = [fd for fd in (r.fileno() for r in self.table.running()) if fd is not None]
         if self.pool is not None and not self.stopping:
             fds += self.pool.starting_fds()
-        if timeout == 0:
-            return
-        if not fds:
-            time.sleep(min(timeout, 0.05) if self.table.running() else timeout)
-            return
-        with selectors.DefaultSelector() as sel:
-            for fd in fds:
-                sel.register(fd, selectors.EVENT_READ)
-            try:
-                sel.select(timeout)
-            except InterruptedError:
-                pass
+        wait_for(fds, max(0.0, min(horizon - now, 1.0)), busy=bool(self.table.running()))
 
     # --- admission and starts ----------------------------------------------------------------
     def admit(self) -> None:
@@ -242,16 +201,13 @@ class Daemon:
         return not self.stopping and self._may_start() and len(self.scheduler.queue_view) > 0
 
     def _start(self, name: str, state: SlotState, attempt: int, need: tuple[float, str]) -> bool:
-        claimed_at = time.time()
-        c = Claim(node=self.node, slot=state.index, pid=os.getpid(), attempt=attempt, claimed_at=claimed_at,
-                  host=socket.gethostname())
         started = self.transitions.start(
-            name, c, lambda entry, run_dir: self.launcher.launch(entry, run_dir, state.slot, claimed_at, attempt),
-            device=state.slot.device)
+            name, state.index, attempt, device=state.slot.device,
+            launch=lambda entry, run_dir, at: self.launcher.launch(entry, run_dir, state.slot, at, attempt))
         if started is None:
             self.scheduler.queue_view.invalidate()
             return False
-        self.table.occupy(state, started[1], need, claimed_at)
+        self.table.occupy(state, started[1], need, started[1].started_at)
         return True
 
     # --- running and finished experiments ----------------------------------------------------
@@ -274,32 +230,19 @@ class Daemon:
                 self.transitions.release(r.entry, f"warm worker {r.pid} died before starting it")
                 self.scheduler.queue_view.invalidate()
                 continue
+            if not self.leases.owns(r):
+                self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
+                continue
             try:
-                self.finish(r, code, estimate)
+                row = conclude(self.layout, self.transitions, self.space, self.sched.max_attempts, r, code,
+                               estimate, self.node)
             except OSError as e:  # a full disk: keep the run claimed; its lease's expiry recovers it
                 log.error("%s: cannot record the result (%s); left claimed for recovery", r.entry.id, e)
-
-    def finish(self, r: Running, code: int, estimate: tuple[float, str] | None) -> None:
-        if not self.leases.owns(r):
-            self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
-            return
-        finished_at = time.time()
-        ev = gather(self.layout, r.entry, r.run_dir, code, r.stop_reason, r.attempt)
-        decision = decide(ev, r.entry.config, r.entry.fingerprint, self.space, self.sched.max_attempts)
-        if isinstance(decision, Retry):
-            if self.transitions.requeue(r.entry, decision.note, decision.healed):
-                self.scheduler.queue_view.invalidate()
-                return
-            decision = decision.fallback   # the healed configuration exists already
-        error = decision.error
-        if decision.status == RunStatus.FAILED and error is not None:
-            error = {**error, "log_tail": log_tail(r.run_dir)}
-        row = build_row(r.entry, decision.status, ev.metrics, self.node, r.slot, r.started_at, finished_at,
-                        error, r.attempt)
-        row.update(worker_mode=str(r.mode), memory_estimate_mb=None if estimate is None else round(estimate[0], 1),
-                   memory_estimate_basis=None if estimate is None else estimate[1])
-        self.transitions.record(row)
-        self.scheduler.peaks.add(row)  # learned at once, before this slot is refilled
+                continue
+            if row is None:
+                self.scheduler.queue_view.invalidate()   # re-queued for another attempt
+            else:
+                self.scheduler.peaks.add(row)  # learned at once, before this slot is refilled
 
     def release(self, r: Running, reason: str) -> None:
         """Kill a running worker and put its idea back on the queue, unchanged."""
@@ -329,10 +272,7 @@ class Daemon:
             # Presumed dead by another node (a stall longer than the lease): the idea was
             # re-queued, so this copy stops now; its result is discarded when it is reaped.
             r.kill("lease lost", grace=1.0)
-        try:
-            atomic_write_json(self.layout.node_heartbeat(self.node), {**self.snapshot(), "stopped": stopped})
-        except OSError as e:
-            log.warning("node heartbeat not written: %s", e)
+        publish(self, stopped)
 
     def shutdown(self) -> None:
         for r in self.table.running():

@@ -1,22 +1,26 @@
-"""The evidence of a finished attempt and the leaderboard row made from it.
+"""The end of an attempt: its evidence, the decision applied, and the leaderboard row.
 
 `gather` reads what the attempt left (metrics.json, effective_config.json, failure.json) and, for an
 attempt that succeeded, runs verification against the daemon's own reading of features/clips.csv;
-orze.daemon.outcome decides from that evidence; `build_row` makes the row that
-orze.store.transitions records (result.json is the source of truth; the row is the same object).
+orze.daemon.outcome decides from that evidence; `conclude` applies the decision through
+orze.store.transitions (another attempt, or the row built by `build_row` recorded; result.json is the
+source of truth and the row is the same object).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from orze.daemon.outcome import Evidence
+from orze.daemon.outcome import Evidence, Retry, decide
 from orze.daemon.verify import verify_run
 from orze.features.store import SPLITS, FeatureStoreError, read_clips, split_hash
 from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
+from orze.space import Space
 from orze.store.atomic import read_json_or_none
 from orze.store.queue import Entry
+from orze.store.transitions import Transitions
 from orze.vocab import RunStatus
 
 
@@ -47,6 +51,28 @@ def gather(layout: Layout, entry: Entry, run_dir: Path, code: int, stop_reason: 
                           expected_split_hashes(layout), require_effective=True)
     return Evidence(code=code, stop_reason=stop_reason, metrics=metrics, failure=ev.failure,
                     findings=findings, attempt=attempt)
+
+
+def conclude(layout: Layout, transitions: Transitions, space: Space, max_attempts: int, r, code: int,
+             estimate: tuple[float, str] | None, node: str) -> dict[str, Any] | None:
+    """Decide and act on a finished attempt `r` (a supervisor.Running this node still owns):
+    re-queue it for another attempt (None) or record it (its row)."""
+    finished_at = time.time()
+    ev = gather(layout, r.entry, r.run_dir, code, r.stop_reason, r.attempt)
+    decision = decide(ev, r.entry.config, r.entry.fingerprint, space, max_attempts)
+    if isinstance(decision, Retry):
+        if transitions.requeue(r.entry, decision.note, decision.healed):
+            return None
+        decision = decision.fallback   # the healed configuration exists already
+    error = decision.error
+    if decision.status == RunStatus.FAILED and error is not None:
+        error = {**error, "log_tail": log_tail(r.run_dir)}
+    row = build_row(r.entry, decision.status, ev.metrics, node, r.slot, r.started_at, finished_at, error,
+                    r.attempt)
+    row.update(worker_mode=str(r.mode), memory_estimate_mb=None if estimate is None else round(estimate[0], 1),
+               memory_estimate_basis=None if estimate is None else estimate[1])
+    transitions.record(row)
+    return row
 
 
 def expected_split_hashes(layout: Layout) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ polling.
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -174,3 +175,20 @@ def overdue(r: Running, now: float, timeout_s: float, stall_s: float) -> Failure
     if now - r.last_progress > stall_s:
         return FailureClass.STALLED
     return None
+
+
+def wait_for(fds: list[int], timeout: float, busy: bool) -> None:
+    """Sleep until one of `fds` (pidfds, warm workers' event pipes) is readable or `timeout` passes;
+    with nothing to wait on while experiments run (no pidfd on this system), poll briefly."""
+    if timeout <= 0:
+        return
+    if not fds:
+        time.sleep(min(timeout, 0.05) if busy else timeout)
+        return
+    with selectors.DefaultSelector() as sel:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        try:
+            sel.select(timeout)
+        except InterruptedError:
+            pass

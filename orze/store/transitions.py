@@ -33,7 +33,9 @@ under the leaderboard lock), so recovery can append a missing row and never a se
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,14 +113,17 @@ class Transitions:
                   node=self.node)
 
     # --- start -------------------------------------------------------------------------------
-    def start(self, name: str, claim: Claim, launch: Callable[[queue.Entry, Path], Launched],
+    def start(self, name: str, slot: int, attempt: int, launch: Callable[[queue.Entry, Path, float], Launched],
               **fields: Any) -> tuple[queue.Entry, Launched] | None:
-        """Claim the queue entry `name`, take it, prepare its run directory and launch it.
-        None if another node holds it (nothing moved) or the launch failed (released, back in the
-        queue). `fields` are added to the STARTED event."""
+        """Claim the queue entry `name` for `slot` and `attempt`, take it, prepare its run directory
+        and launch it (`launch(entry, run_dir, claimed_at)`). None if another node holds it (nothing
+        moved) or the launch failed (released, back in the queue). `fields` join the STARTED event."""
         run_id = queue.sort_key(name)[2][: -len(".json")]
         run_dir = self.layout.run_dir(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
+        claimed_at = time.time()
+        claim = Claim(node=self.node, slot=slot, pid=os.getpid(), attempt=attempt, claimed_at=claimed_at,
+                      host=socket.gethostname())
         if not claims.claim(run_dir, claim, self.layout.claim_method):
             return None  # another node is taking it (or a dead node's claim awaits its lease)
         entry = queue.take(self.layout, name)
@@ -129,7 +134,7 @@ class Transitions:
             _unlink(run_dir / stale)
         try:
             atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))
-            handle = launch(entry, run_dir)
+            handle = launch(entry, run_dir, claimed_at)
         except OSError as e:
             self.release(entry, f"cannot start worker: {e}")
             return None
@@ -137,8 +142,8 @@ class Transitions:
             atomic_write_text(run_dir / RUN_WORKER_PID, f"{handle.pid}\n")
         except OSError:
             pass  # only used to kill an orphan after a restart; the run itself is fine
-        self.emit(EventKind.STARTED, id=entry.id, node=self.node, slot=claim.slot, attempt=claim.attempt,
-                  pid=handle.pid, mode=str(handle.mode), config=_summary(entry.config), **fields)
+        self.emit(EventKind.STARTED, id=entry.id, node=self.node, slot=slot, attempt=attempt, pid=handle.pid,
+                  mode=str(handle.mode), config=_summary(entry.config), **fields)
         return entry, handle
 
     # --- back to the queue -------------------------------------------------------------------
