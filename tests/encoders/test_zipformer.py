@@ -7,18 +7,8 @@ import math
 import pytest
 import torch
 
-from orze.worker.encoders.zipformer import (
-    BiasNorm,
-    Bypass,
-    RelPositionAttentionWeights,
-    SimpleDownsample,
-    SimpleUpsample,
-    Zipformer,
-    compact_rel_pos,
-    stack_plan,
-    swoosh_l,
-    swoosh_r,
-)
+from orze.worker.encoders.zipformer import RelPositionAttentionWeights, Zipformer, compact_rel_pos, stack_plan
+from orze.worker.encoders.zipformer_blocks import BiasNorm, Bypass, SimpleDownsample, SimpleUpsample, swoosh_l, swoosh_r
 
 
 def grad_at(fn, x0: float) -> float:
