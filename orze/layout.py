@@ -175,3 +175,8 @@ RUN_FAILURE = "failure.json"
 RUN_RECORDED = "recorded"
 RUN_OUTPUT = "worker.out"
 RUN_WORKER_PID = "worker.pid"
+
+# Files inside one feature store (features/<backbone>/).
+STORE_FEATURES = "features.npy"
+STORE_CLIPS = "clips.txt"
+STORE_META = "meta.json"

@@ -25,7 +25,7 @@ import numpy as np
 import json
 
 from orze.features.store import PARTIAL_DIR, SPLITS, Clip, FeatureStoreError, read_clips
-from orze.layout import Layout
+from orze.layout import Layout, STORE_CLIPS, STORE_FEATURES, STORE_META
 
 Level = Literal["error", "warning"]
 
@@ -202,7 +202,7 @@ def store_dirs(features: Path) -> list[Path]:
     """Subdirectories of features/ that hold (or were meant to hold) a store."""
     if not features.is_dir():
         return []
-    marks = ("meta.json", "features.npy", "clips.txt", PARTIAL_DIR)
+    marks = (STORE_META, STORE_FEATURES, STORE_CLIPS, PARTIAL_DIR)
     return sorted(d for d in features.iterdir()
                   if d.is_dir() and any((d / m).exists() for m in marks))
 
@@ -237,8 +237,8 @@ def check_features(layout: Layout, backbones: list[str] | None = None,
         if (d / PARTIAL_DIR).exists():
             report.issues.append(_warn("unfinished", d / PARTIAL_DIR,
                                        "an extraction was interrupted; rerun it to finish"))
-        if not (d / "meta.json").exists():
-            report.issues.append(_err("incomplete", d / "meta.json",
+        if not (d / STORE_META).exists():
+            report.issues.append(_err("incomplete", d / STORE_META,
                                       f"no meta.json: the store for '{name}' is missing or was "
                                       f"never completed"))
             continue
@@ -261,17 +261,17 @@ def check_features(layout: Layout, backbones: list[str] | None = None,
 def _load_parts(d: Path) -> tuple[list[str], np.ndarray, dict[str, Any]] | Issue:
     """meta.json, clips.txt and features.npy read separately, so each fault gets its own issue."""
     try:
-        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((d / STORE_META).read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
-        return _err("unreadable", d / "meta.json", f"not a readable JSON object: {e}")
+        return _err("unreadable", d / STORE_META, f"not a readable JSON object: {e}")
     try:
-        ids = (d / "clips.txt").read_text(encoding="utf-8").split()
+        ids = (d / STORE_CLIPS).read_text(encoding="utf-8").split()
     except OSError as e:
-        return _err("unreadable", d / "clips.txt", f"cannot read the clip ids: {e}")
+        return _err("unreadable", d / STORE_CLIPS, f"cannot read the clip ids: {e}")
     try:
-        array = np.load(d / "features.npy", mmap_mode="r", allow_pickle=False)
+        array = np.load(d / STORE_FEATURES, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
-        return _err("unreadable", d / "features.npy", f"not a readable .npy array: {e}")
+        return _err("unreadable", d / STORE_FEATURES, f"not a readable .npy array: {e}")
     return ids, array, meta

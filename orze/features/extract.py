@@ -35,7 +35,7 @@ from orze.features.labels import merge_into_clips_csv
 from orze.features.store import PARTIAL_DIR, Clip, FeatureStoreError, open_store, split_grouped
 from orze.features.writer import write_store_rows
 from orze.features.video import ALIGNS, Sampled, VideoError, find_videos, sample_video
-from orze.layout import Layout
+from orze.layout import Layout, STORE_META
 from orze.store.atomic import atomic_write_bytes, atomic_write_json, read_json_or_none
 
 SETTINGS_FILE = "settings.json"
@@ -221,7 +221,7 @@ def _embed(model: torch.nn.Module, backbone: Backbone, pre, clips: list[np.ndarr
 # --- partial results and the finished store ---------------------------------------------------
 
 def _reusable_store(store_dir: Path, sig: dict, restart: bool):
-    if not (Path(store_dir) / "meta.json").exists():
+    if not (Path(store_dir) / STORE_META).exists():
         return None
     if restart:
         return None

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
+from orze.layout import STORE_META
 from orze.features.store import Clip, FeatureStoreError, split_grouped
 from orze.features.writer import write_store_rows
 
@@ -273,7 +274,7 @@ def import_features(store_dir: Path, backbone: str, source: Path, clips: list[Cl
         raise FeatureImportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "auto":
         fmt = detect_format(source, index)
-    if (Path(store_dir) / "meta.json").exists() and not overwrite:
+    if (Path(store_dir) / STORE_META).exists() and not overwrite:
         raise FeatureImportError(f"{store_dir}/meta.json: a store for '{backbone}' exists; pass --force "
                            f"to replace it")
     if fmt == "npy-dir":

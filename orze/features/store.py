@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from orze.layout import STORE_CLIPS, STORE_FEATURES, STORE_META
 from orze.store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 FORMAT = "orze-features/1"
@@ -93,24 +94,24 @@ def write_store(directory: Path, backbone: str, ids: list[str], array: np.ndarra
         raise FeatureStoreError(f"{directory}: duplicate clip ids")
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array.astype(np.float16, copy=False)))
-    atomic_write_bytes(directory / "features.npy", buf.getvalue())
-    atomic_write_text(directory / "clips.txt", "".join(f"{i}\n" for i in ids))
+    atomic_write_bytes(directory / STORE_FEATURES, buf.getvalue())
+    atomic_write_text(directory / STORE_CLIPS, "".join(f"{i}\n" for i in ids))
     full = {"format": FORMAT, "backbone": backbone, "num_clips": len(ids),
             "frames": int(array.shape[1]), "dim": int(array.shape[2]), "dtype": "float16", **meta}
-    atomic_write_json(directory / "meta.json", full)
+    atomic_write_json(directory / STORE_META, full)
 
 
 def open_store(directory: Path, backbone: str | None = None, mmap: bool = True) -> FeatureStore:
     directory = Path(directory)
     backbone = backbone or directory.name
-    meta_path = directory / "meta.json"
+    meta_path = directory / STORE_META
     if not meta_path.exists():
         hint = " (generate demo features with `orze demo features`, or see `orze features --help`)"
         raise FeatureStoreError(f"{meta_path}: no feature store for backbone '{backbone}'{hint}")
     try:
         meta = json.loads(meta_path.read_text())
-        ids = (directory / "clips.txt").read_text().split()
-        array = np.load(directory / "features.npy", mmap_mode="r" if mmap else None)
+        ids = (directory / STORE_CLIPS).read_text().split()
+        array = np.load(directory / STORE_FEATURES, mmap_mode="r" if mmap else None)
     except (OSError, ValueError) as e:
         raise FeatureStoreError(f"{directory}: unreadable feature store: {e}") from None
     if array.ndim != 3 or array.shape[0] != len(ids):

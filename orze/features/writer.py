@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from orze.layout import STORE_CLIPS, STORE_FEATURES, STORE_META
 from orze.features.store import FORMAT, FeatureStoreError
 from orze.store.atomic import atomic_write_json, atomic_write_text, fsync_dir
 
@@ -50,14 +51,14 @@ def write_store_rows(directory: Path, backbone: str, ids: list[str], rows: Itera
         del out
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        (directory / "meta.json").unlink(missing_ok=True)
-        os.replace(tmp, directory / "features.npy")
+        (directory / STORE_META).unlink(missing_ok=True)
+        os.replace(tmp, directory / STORE_FEATURES)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(directory)
-    atomic_write_text(directory / "clips.txt", "".join(f"{i}\n" for i in ids))
+    atomic_write_text(directory / STORE_CLIPS, "".join(f"{i}\n" for i in ids))
     # the same meta keys as write_store, so both writers' stores are indistinguishable
     full = {"format": FORMAT, "backbone": backbone, "num_clips": len(ids), "frames": int(frames),
             "dim": int(dim), "dtype": "float16", **meta}
-    atomic_write_json(directory / "meta.json", full)
+    atomic_write_json(directory / STORE_META, full)
