@@ -85,6 +85,7 @@ class Daemon:
         self.agent_host = agent_host
         self.started_at = time.time()
         self.stopping, self.signals, self.stop_deadline = False, 0, None
+        self._announce: tuple[str, float] | None = None   # a stop to record in the event log
         self.passes = 0   # loop passes: event-driven, so about one per event or scan, never a spin
         self._next_admit = self._next_beat = self._next_reap = 0.0
 
@@ -97,12 +98,19 @@ class Daemon:
         signal.signal(signal.SIGTERM, handler)
 
     def request_stop(self, immediate: bool = False, reason: str = "stop") -> None:
+        """Safe in a signal handler: no I/O here (the handler may interrupt a locked write); the
+        loop announces the stop with its next pass."""
         grace = 0.0 if immediate else self.sched.shutdown_grace_s
         if not self.stopping:
-            self.transitions.emit(EventKind.NODE_STOPPING, node=self.node, reason=reason, grace_s=grace)
+            self._announce = (reason, grace)
         self.stopping = True
         deadline = time.monotonic() + grace
         self.stop_deadline = deadline if self.stop_deadline is None else min(self.stop_deadline, deadline)
+
+    def _announce_stop(self) -> None:
+        if self._announce is not None:
+            (reason, grace), self._announce = self._announce, None
+            self.transitions.emit(EventKind.NODE_STOPPING, node=self.node, reason=reason, grace_s=grace)
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> Counters:
@@ -125,6 +133,7 @@ class Daemon:
     def step(self) -> None:
         self.passes += 1
         now = time.monotonic()
+        self._announce_stop()
         self.reap()
         if self.stopping and self.stop_deadline is not None and now >= self.stop_deadline:
             for r in self.table.running():
@@ -275,6 +284,7 @@ class Daemon:
         publish(self, stopped)
 
     def shutdown(self) -> None:
+        self._announce_stop()
         for r in self.table.running():
             self.release(r, "shutdown")
         if self.agent_host is not None:
