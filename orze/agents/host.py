@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orze.agents.spec import AgentSpec
+from orze.agent_config import AgentSpec
 from orze.layout import Layout
 from orze.store.atomic import atomic_write_json
 from orze.store.lock import fs_now

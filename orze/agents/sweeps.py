@@ -32,8 +32,7 @@ import os
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from orze.agent_config import SweepConfig, SweepRule  # noqa: F401 - SweepRule re-exported
 from orze.layout import Layout
 from orze.space import Space, check_idea, fingerprint
 from orze.store.atomic import atomic_write_json
@@ -41,52 +40,6 @@ from orze.store.inbox import submit_ideas
 from orze.store.leaderboard import iter_rows, ranked
 
 SWEEP_AGENT = "sweeps"
-
-
-class SweepRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    dim: str
-    factors: list[float] | None = None
-    deltas: list[float] | None = None
-    values: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "SweepRule":
-        given = [k for k in ("factors", "deltas", "values") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError(f"sweep rule for '{self.dim}' needs exactly one of factors, deltas, values")
-        return self
-
-    def variants(self, value: Any) -> list[tuple[Any, str]]:
-        if self.values:
-            return [(v, f"{self.dim}={v}") for v in self.values]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return []
-        if self.factors:
-            return [(value * f, f"{self.dim}×{f:g}") for f in self.factors]
-        return [(value + d, f"{self.dim}{d:+g}") for d in self.deltas or []]
-
-
-def _default_rules() -> list[SweepRule]:
-    return [SweepRule(dim="learning_rate", factors=[0.5, 2.0]),
-            SweepRule(dim="focal_gamma", deltas=[-0.5, 0.5]),
-            SweepRule(dim="dropout", deltas=[-0.1, 0.1])]
-
-
-class SweepConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    top_k: int = Field(default=3, ge=1)
-    per_base: int = Field(default=4, ge=1)
-    max_total: int = Field(default=40, ge=0)
-    interval_s: float = Field(default=30.0, ge=0)
-    rules: list[SweepRule] = Field(default_factory=_default_rules)
-
-    def check_against(self, space: Space) -> None:
-        for i, r in enumerate(self.rules):
-            if r.dim not in space.dimensions:
-                raise ValueError(f"sweeps.rules[{i}].dim: unknown dimension '{r.dim}'; allowed: "
-                                 + ", ".join(space.dimensions))
 
 
 def expand(base: dict[str, Any], space: Space, cfg: SweepConfig, limit: int | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from orze.agents import ledger
 from orze.agents.context import read_history
 from orze.agents.loop import AgentLoop
 from orze.agents.policies import make_policy
-from orze.agents.spec import AgentSpec
+from orze.agent_config import AgentSpec
 from orze.store.atomic import atomic_write_json
 from orze.store.leaderboard import append_row
 
