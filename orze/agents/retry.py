@@ -121,7 +121,7 @@ def describe(exc: BaseException, endpoint: str | None = None) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     where = endpoint_of(exc) or endpoint
     return redact(f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {text[:300]}"
-                  + (f" [endpoint {where}]" if where else ""))
+                  + (f" (endpoint {where})" if where else ""))
 
 
 def call_with_retry(fn: Callable[[], T], backoff: Backoff,

@@ -192,6 +192,8 @@ class Daemon:
             return not self.running
         if b.until_idle and not self.running and not self._inbox_pending():
             self.queue_view.refresh(force=True)
+            if len(self.queue_view) == 0 and self.agent_host is not None and self.agent_host.busy():
+                return False  # hosted agents or sweeps may still add work (docs/agents.md)
             return len(self.queue_view) == 0
         return False
 

@@ -82,7 +82,11 @@ def test_ledger_summarise(layout):
     assert s["a"].calls == 2 and s["a"].failed_calls == 1
     assert abs(s["a"].cost_usd - (0.30 + 0.25 + (10 * 0.3 + 10 * 2.5) / 1e6)) < 1e-9
     assert (s["b"].proposed, s["b"].submitted, s["b"].rejected) == (4, 3, 1)
-    assert ledger.price_for("x", {"price_in_per_mtok": 2, "price_out_per_mtok": 4}) == (2.0, 4.0)
+    from orze.agent_config import ClaudeOptions, OpenAIOptions
+    assert ledger.price_for("x", ClaudeOptions(price_in_per_mtok=2, price_out_per_mtok=4)) == (2.0, 4.0)
+    assert ledger.price_for("gpt-4o", OpenAIOptions()) == (2.5, 10.0)
+    assert ledger.price_for("gpt-4o", OpenAIOptions(base_url="http://10.0.0.5:8000/v1")) == (0.0, 0.0)
+    assert ledger.price_for("claude-sonnet-4-6", ClaudeOptions(base_url="http://127.0.0.1:1")) == (3.0, 15.0)
 
 
 def test_offline_policy_that_favours_the_leader_is_resampled_not_starved(layout):
@@ -94,7 +98,9 @@ def test_offline_policy_that_favours_the_leader_is_resampled_not_starved(layout)
                     options={"subspace": {"backbone": ["vjepa2"] * 5 + ["siglip2"]}})
     reports = loop.run(cycles=6)
     assert all(r.submitted >= 1 for r in reports), [(r.submitted, r.detail) for r in reports]
-    assert any("resampled" in r.detail for r in reports)
+    assert any("more candidates to meet the rules" in r.detail for r in reports)
+    for r in reports:
+        assert r.proposed == r.submitted + r.rejected
     batches = [yaml.safe_load(p.read_text()) for p in sorted(layout.inbox.glob("*.yaml"))]
     for batch in batches:
         backbones = [i["backbone"] for i in batch]
