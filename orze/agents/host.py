@@ -187,7 +187,7 @@ class AgentHost:
 
     def stop(self, grace_s: float = 10.0) -> None:
         for slot in self.slots.values():
-            held = slot.token is not None
+            active = slot.token is not None and slot.status in ACTIVE
             self._kill(slot, grace_s)
             if slot.token and holds(lease_path(self.layout, slot.spec.name), slot.token):
                 try:
@@ -195,7 +195,7 @@ class AgentHost:
                 except FileNotFoundError:
                     pass
             slot.token = None
-            if held:
+            if active:  # finished / failed stay as they are
                 slot.status, slot.detail = "stopped", f"host {self.node_id} stopped"
                 try:
                     self._write_state(slot)
