@@ -84,7 +84,8 @@ class ScriptedServer:
                 body = self.rfile.read(length)
                 req = json.loads(body or b"{}")
                 with outer._lock:
-                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "json": req})
+                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "json": req,
+                                           "t": time.time()})
                     outer.times.append(time.monotonic())
                     step = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
                 kind, value = step[0], step[1]
