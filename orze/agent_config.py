@@ -22,7 +22,8 @@ import ipaddress
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
 
 from orze.space import Space
 
@@ -183,7 +184,8 @@ class AgentSpec(BaseModel):
     failure_backoff_max_s: float = Field(default=1800.0, ge=0)
     pause_after_failures: int = Field(default=8, ge=1)
     pause_s: float = Field(default=6 * 3600.0, ge=0)
-    options: PolicyOptions = Field(default_factory=PolicyOptions)
+    # typed by `policy` (the validator below); dumped as that model, not the empty base
+    options: SerializeAsAny[PolicyOptions] = Field(default_factory=PolicyOptions)
 
     @model_validator(mode="before")
     @classmethod

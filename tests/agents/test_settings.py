@@ -68,3 +68,9 @@ def test_configuration_does_not_import_the_agents():
     code = ("import sys, orze.config; bad = [m for m in sys.modules if m.startswith('orze.agents')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_typed_options_survive_a_dump_and_reload():
+    spec = AgentSpec(name="l", policy="openai", options={"stream": True, "api_key_env": None})
+    again = AgentSpec.model_validate(spec.model_dump())
+    assert again.options.stream is True and again.options.api_key_env is None
