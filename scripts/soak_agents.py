@@ -229,7 +229,7 @@ def main() -> int:
             if (layout.agent_dir(name) / "rejected.jsonl").exists() else []
         accounted = t.proposed == t.submitted + t.rejected == t.submitted + len(rej_lines)
         every_reason = all(r.get("reasons") for r in rej_lines)
-        ok &= accounted and every_reason and during == 0 and not after
+        ok &= accounted and every_reason and during == 0 and last < LEASE_S
         ok &= exited.get(name) is not None and exited[name] < LEASE_S
         print(" | ".join(map(str, (
             name, len(seen), f"{len(calls)} ({attempts})", t.proposed, t.submitted, t.rejected, during,
@@ -243,11 +243,13 @@ def main() -> int:
               f"every rejection has a reason: {every_reason}")
         print(f"    health transitions: {dict(states)}; failed calls {t.failed_calls}; "
               f"tokens {t.tokens_in}/{t.tokens_out}; cost ${t.cost_usd:.4f}")
-    late = [p.name for p in layout.inbox.glob("*.yaml") if p.name not in inbox_before]
+    late = [p.stat().st_mtime - t_kill for p in layout.inbox.glob("*.yaml") if p.name not in inbox_before]
     leaked = [str(p) for p in layout.runs.rglob("*") if p.is_file()
               and any(v in p.read_text(errors="replace") for v in KEYS.values())]
-    ok &= not late and not leaked
-    print(f"\ninbox files written after the kill: {len(late)}; files under runs/ holding an API key: {len(leaked)}")
+    ok &= max(late, default=0.0) < LEASE_S and not leaked
+    print(f"\ninbox files written after the kill: {len(late)}"
+          + (f" (the last {max(late):.1f}s after it, by cycles under way)" if late else "")
+          + f"; files under runs/ holding an API key: {len(leaked)}")
     print(f"lease period {LEASE_S:.0f}s; result: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -2,9 +2,12 @@
 
 `orze run`'s AgentHost starts each agent with ORZE_AGENT_LEASE (the lease token),
 ORZE_AGENT_LEASE_S (the lease period) and ORZE_AGENT_HOST_PID (the daemon's pid) in its
-environment. A thread in the agent checks every `check_s` (at most 1 s) that
+environment. A thread in the agent checks every 0.2 s that
 
   - the daemon that started it is still its parent (a `kill -9` of the daemon is seen at once),
+
+and every `check_s` (at most 1 s; these read and write the shared filesystem) that
+
   - the lease file still holds its token (another node took it over), and
   - the lease was renewed within `stale_after` = lease_s / 2 by the filesystem's clock (the host
     renews every lease_s / 4, so a stalled or partitioned host is noticed before any other node
@@ -25,9 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from orze.agents.host import EXIT_LEASE_LOST, HOST_PID_ENV, LEASE_S_ENV, holds, lease_age  # noqa: F401
+from orze.agents.host import EXIT_LEASE_LOST, holds, lease_age
 
 log = logging.getLogger(__name__)
+PARENT_CHECK_S = 0.2
 
 
 class LeaseWatch:
@@ -49,10 +53,16 @@ class LeaseWatch:
         self._thread.start()
         return self
 
-    def check(self) -> str | None:
-        """Why the lease is no longer ours, or None while it is."""
+    def parent_gone(self) -> str | None:
         if self.host_pid is not None and os.getppid() != self.host_pid:
             return f"the host process {self.host_pid} is gone"
+        return None
+
+    def check(self) -> str | None:
+        """Why the lease is no longer ours, or None while it is."""
+        why = self.parent_gone()
+        if why:
+            return why
         if not holds(self.path, self.token):
             return "the lease was taken over by another node"
         try:
@@ -67,13 +77,18 @@ class LeaseWatch:
         return None
 
     def _run(self) -> None:
+        next_full = 0.0
         while not self.lost.is_set():
-            why = self.check()
+            now = time.monotonic()
+            why = self.parent_gone()
+            if why is None and now >= next_full:
+                why = self.check()
+                next_full = now + self.check_s
             if why:
                 self.reason = why
                 self.lost.set()
                 break
-            time.sleep(self.check_s)
+            time.sleep(min(PARENT_CHECK_S, self.check_s))
         if self.hard_exit:
             time.sleep(self.grace_s)
             # Still alive after the grace: a provider call is stuck. Nothing half-written can be

@@ -35,11 +35,11 @@ def register(app: typer.Typer) -> None:
                                               help="Close the agent's circuit (paused / backing off) and exit.")) -> None:
         """Run one research agent in the foreground until its budget or --cycles is reached."""
         from orze.agents import health
-        from orze.agents.host import LEASE_ENV, lease_path
+        from orze.agents.host import EXIT_LEASE_LOST, HOST_PID_ENV, LEASE_ENV, LEASE_S_ENV, lease_path
         from orze.agents.keys import MissingKeyError, redact
         from orze.agents.loop import AgentLoop
         from orze.agents.policies import make_policy
-        from orze.agents.watch import EXIT_LEASE_LOST, HOST_PID_ENV, LEASE_S_ENV, LeaseWatch
+        from orze.agents.watch import LeaseWatch
         from orze.config import ConfigError, load_project
 
         layout = layout_for(root)
