@@ -142,8 +142,19 @@ def feedback(judged: list[Judged], parse_errors: list[str]) -> list[str]:
     return errs
 
 
+def cap_batch(judged: list[Judged], n: int) -> list[Judged]:
+    """Reject the valid ideas beyond the `n` asked for (a budget or the queue's room set n)."""
+    seen = 0
+    for j in judged:
+        if j.ok:
+            seen += 1
+            if seen > n:
+                j.reasons.append(f"more ideas than the {n} asked for")
+    return judged
+
+
 def merge_repair(space: Space, rules: Rules, kept: list[Any], replacements: list[Any],
-                 history: History) -> tuple[list[Judged], list[Judged]]:
+                 history: History, limit: int | None = None) -> tuple[list[Judged], list[Judged]]:
     """(accepted, rejected) after a repair round (pure). The kept ideas come first and stay unless
     they fail on their own; each replacement joins if the batch still passes every check (two
     passes, so that one needing a more diverse batch can join once a diverse one is in). A
@@ -154,6 +165,8 @@ def merge_repair(space: Space, rules: Rules, kept: list[Any], replacements: list
     chosen: list[Any] = []
     for _ in range(2):
         for cand in replacements:
+            if limit is not None and len(chosen) >= limit:
+                break
             if any(cand is c for c in chosen):
                 continue
             if all(j.ok for j in judge(space, rules, batch + chosen + [cand], history)):
@@ -163,7 +176,9 @@ def merge_repair(space: Space, rules: Rules, kept: list[Any], replacements: list
             continue
         trial = judge(space, rules, batch + chosen + [cand], history)
         mine = trial[-1]
-        if not mine.reasons:
+        if not mine.reasons and limit is not None and len(chosen) >= limit:
+            mine.reasons = [f"more ideas than the {limit} asked for"]
+        elif not mine.reasons:
             others = [r for j in trial[:-1] for r in j.reasons]
             mine.reasons = ["it would make the batch break a rule: " + "; ".join(others[:3])]
         rejected.append(mine)
@@ -304,7 +319,7 @@ class AgentLoop:
         try:
             raws = self._stamp(list(self.policy.propose(history, n)))
             parse_errors = list(getattr(self.policy, "parse_errors", []) or [])
-            judged = judge(space, rules, raws, history)
+            judged = cap_batch(judge(space, rules, raws, history), n)
             pending = judged
             report.proposed = len(raws)
             errors = feedback(judged, parse_errors)
@@ -327,7 +342,7 @@ class AgentLoop:
                             report.detail = "repair reply: " + "; ".join(still)
                         report.proposed += len(new)
                         accepted, refused = merge_repair(space, rules, [j.raw for j in kept], new,
-                                                         history)
+                                                         history, limit=missing)
                         judged = accepted + refused
                     except ProviderError as e:
                         report.detail = f"repair call failed: {e}"

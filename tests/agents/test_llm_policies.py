@@ -348,3 +348,13 @@ def test_anthropic_base_url_from_environment(layout, monkeypatch):
         assert loop.run_cycle().submitted == 2
     assert server.requests[0]["path"] == "/v1/messages"
     assert server.requests[0]["json"]["model"] == "claude-sonnet-4-6"
+
+
+def test_more_ideas_than_asked_for_are_cut_without_a_repair(layout, protocol):
+    three = ("```yaml\n- {backbone: siglip2, temporal_encoder: retnet}\n"
+             "- {backbone: dinov2_b, temporal_encoder: hybrid}\n- {backbone: convnext, temporal_encoder: xlstm}\n```")
+    with ScriptedServer(wire(protocol), [("text", three)]) as server:
+        report = make_loop(layout, protocol, server.url).run_cycle()     # asks for 2
+    assert len(server.requests) == 1 and not report.repaired
+    assert (report.proposed, report.submitted, report.rejected) == (3, 2, 1)
+    assert "more ideas than the 2 asked for" in rejected_of(layout, protocol)[0]["reasons"][0]
