@@ -381,7 +381,7 @@ class AgentLoop:
         bad = [j for j in judged if not j.ok]
         self._reject(bad, "after repair" if report.repaired else "validation")
         report.rejected += len(bad)
-        if good and self.should_stop():
+        if self.should_stop():  # the lease went during the cycle: submit nothing, not a failure
             return self._stop_cycle(report, good, "the agent's lease is gone")
         if good:
             report.inbox_file = submit_ideas(self.layout, [j.idea for j in good], origin=self.spec.name)
