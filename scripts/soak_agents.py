@@ -157,7 +157,7 @@ def reason_kind(reason: str) -> str:
                        ("min_other", "diversity budget"), ("max_same", "cap per batch"),
                        ("max_ideas_per_cycle", "cap per batch"), ("already run or is queued", "duplicate"),
                        ("same configuration as idea", "duplicate in batch"), ("not submitted", "stopped"),
-                       ("left out", "left out")):
+                       ("left out", "left out"), ("more ideas than", "beyond the batch asked for")):
         if key in reason:
             return label
     return "other: " + reason[:60]

@@ -41,7 +41,12 @@ class ProviderError(RuntimeError):
 
 
 class Stopped(RuntimeError):
-    """The agent was told to stop (its lease is gone) while it waited to retry."""
+    """The agent was told to stop (its lease is gone) while it waited to retry; `attempts` tries
+    were made before (they are ledgered as one failed call)."""
+
+    def __init__(self, message: str, attempts: int = 0):
+        super().__init__(message)
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def call_with_retry(fn: Callable[[], T], backoff: Backoff,
     last_wait: float | None = None
     for attempt in range(backoff.attempts):
         if should_stop is not None and should_stop():
-            raise Stopped("stopped before a provider call")
+            raise Stopped("stopped before a provider call", attempt)
         try:
             return fn(), attempt + 1
         except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently

@@ -358,3 +358,14 @@ def test_more_ideas_than_asked_for_are_cut_without_a_repair(layout, protocol):
     assert len(server.requests) == 1 and not report.repaired
     assert (report.proposed, report.submitted, report.rejected) == (3, 2, 1)
     assert "more ideas than the 2 asked for" in rejected_of(layout, protocol)[0]["reasons"][0]
+
+
+def test_a_stop_during_retries_ledgers_the_attempts_made(layout, protocol):
+    with ScriptedServer(wire(protocol), [("status", 503)]) as server:
+        loop = make_loop(layout, protocol, server.url, retries=5)
+        loop.should_stop = lambda: len(server.requests) >= 2   # the lease goes after two tries
+        loop.policy.should_stop = loop.should_stop
+        report = loop.run_cycle()
+    assert report.status == "stopped" and len(server.requests) == 2
+    (call,) = [json.loads(l) for l in ledger.ledger_path(layout, report_name(protocol)).open() if '"call"' in l]
+    assert call["attempts"] == 2 and not call["ok"] and call["error"].startswith("stopped")

@@ -26,7 +26,7 @@ from orze.agents.context import load_template, render_prompt
 from orze.agents.keys import redact
 from orze.agents.parse import parse_reply
 from orze.agent_config import AgentSpec, LLMOptions
-from orze.agents.retry import Backoff, ProviderError, call_with_retry
+from orze.agents.retry import Backoff, ProviderError, Stopped, call_with_retry
 from orze.layout import Layout
 from orze.store.atomic import atomic_write_text
 
@@ -121,6 +121,12 @@ class LLMPolicy:
                                ok=False, error=str(e), attempts=e.attempts, options=self.options,
                                endpoint=endpoint)
             self._transcript(step, None, str(e))
+            raise
+        except Stopped as e:
+            if e.attempts:  # tries were made (and may be billed): they are ledgered too
+                ledger.record_call(self.layout, self.name, self.model, 0, 0, time.monotonic() - started,
+                                   ok=False, error=f"stopped: {e}", attempts=e.attempts,
+                                   options=self.options, endpoint=endpoint)
             raise
         ledger.record_call(self.layout, self.name, self.model, reply.tokens_in, reply.tokens_out,
                            time.monotonic() - started, attempts=attempts, options=self.options,
