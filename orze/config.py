@@ -12,8 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orze.agents.spec import AgentSpec
-from orze.agents.sweeps import SweepConfig
+from orze.agent_config import AgentSpec, SweepConfig
 from orze.layout import Layout
 from orze.vocab import WorkerMode
 
@@ -114,5 +113,6 @@ def load_project(layout: Layout) -> ProjectConfig:
         msgs = []
         for err in e.errors()[:5]:
             where = ".".join(str(p) for p in err["loc"])
-            msgs.append(f"{where}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")  # our validators' own messages
+            msgs.append(f"{where}: {msg}")
         raise ConfigError(f"{path}: " + "; ".join(msgs)) from None

@@ -57,6 +57,47 @@ def overhead_by_mode(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def agent_state(host: dict[str, Any], health: dict[str, Any], now: float) -> tuple[str, str]:
+    """(state, why) shown for an agent: its circuit (backing off / paused, with the reason) while
+    its host runs it, else the host's state (running, finished, failed, stopped (host gone) …)."""
+    status = str(host.get("status") or "")
+    waiting = health.get("state") in ("backing off", "paused") and (health.get("until") or 0) > now
+    if waiting and status in ("running", "waiting", ""):
+        left = float(health["until"]) - now
+        return f"{health['state']} ({left:.0f}s left)", str(health.get("reason") or "")
+    return status, str(host.get("detail") or "") if status not in ("running",) else ""
+
+
+def agent_status(layout: Layout, rows: list[dict[str, Any]], now: float) -> tuple[dict, dict]:
+    """Per-agent totals (ledger), host state, health and notices; and the auto-sweeps' counts."""
+    from dataclasses import asdict
+
+    from orze.agents import health as health_mod
+    from orze.agents.host import read_states
+    from orze.agents.ledger import summarise
+    from orze.agents.sweeps import summary as sweep_summary
+
+    lease_s = 60.0
+    agents = {name: t.as_dict() for name, t in summarise(layout).items()}
+    for name, state in read_states(layout, lease_s).items():
+        agents.setdefault(name, {"agent": name})["host"] = state
+    for name, a in agents.items():
+        h = asdict(health_mod.load(layout, name))
+        a["health"] = h
+        a["state"], a["why"] = agent_state(a.get("host") or {}, h, now)
+    sweeps = sweep_summary(layout)
+    try:
+        from orze.config import load_project
+        cfg = load_project(layout).sweeps
+        sweeps.update(enabled=cfg.enabled, max_total=cfg.max_total, per_base=cfg.per_base, top_k=cfg.top_k)
+    except Exception:  # noqa: BLE001 - status shows what it can; `orze run` reports a bad config
+        pass
+    swept = [r for r in rows if r.get("source") == "sweep"]
+    sweeps["runs"] = len(swept)
+    sweeps["done"] = sum(1 for r in swept if r.get("status") == "done")
+    return agents, sweeps
+
+
 def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     rows = read_rows(layout.leaderboard)
@@ -73,14 +114,10 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     misconfigured = [r for r in rows if r.get("status") == RunStatus.MISCONFIGURED][-10:]
     startup = [r["startup_s"] for r in rows if isinstance(r.get("startup_s"), (int, float))]
     overheads = overhead_by_mode(rows[-OVERHEAD_WINDOW:])
-    from orze.agents.host import read_states
-    from orze.agents.ledger import summarise
-
-    agents = {name: t.as_dict() for name, t in summarise(layout).items()}
-    for name, state in read_states(layout).items():
-        agents.setdefault(name, {"agent": name})["host"] = state
+    agents, sweeps = agent_status(layout, rows, now)
     return {
         "agents": agents,
+        "sweeps": sweeps,
         "queue": queue.depth(layout),
         "inbox": _count(layout.inbox),
         "rejected": _count(layout.rejected),

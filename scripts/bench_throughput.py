@@ -82,6 +82,7 @@ def research_dir(root: Path, features: Path, mode: str, slots: int, device: str,
     layout.space_config.write_text(yaml.safe_dump(space, sort_keys=False))
     proj = yaml.safe_load(layout.project_config.read_text())
     proj["agents"] = []
+    proj["sweeps"] = {"enabled": False}  # a fixed mix: no auto-sweep variants
     sched = proj["scheduler"]
     sched.update({"poll_s": 1.0, "threads_per_slot": threads})
     if device == "cuda":

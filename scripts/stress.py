@@ -65,6 +65,7 @@ def setup(root: Path, worker: str = "custom") -> Layout:
     (root / "stress_worker.py").write_text(WORKER)
     project = yaml.safe_load(layout.project_config.read_text())
     project["agents"] = []
+    project["sweeps"] = {"enabled": False}  # counts must be exactly what was submitted
     if worker == "warm":
         from orze.demo.synth import generate
         generate(layout, n_clips=80, frames=6, seed=0, backbones=("vjepa2",))

@@ -10,7 +10,7 @@ complete revised batch; the loop allows one such round per cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from orze.space import Space
 
@@ -38,14 +38,6 @@ class History:
             if best is None or (float(r["metric"]), str(best["id"])) > (float(best["metric"]), str(r["id"])):
                 best = r
         return best
-
-
-class Policy(Protocol):
-    name: str
-    source: str  # the META `source` its ideas carry: llm | tpe | random | sweep
-
-    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
-        ...
 
 
 def restrict_space(space: Space, subspace: dict[str, Any]) -> Space:

@@ -49,6 +49,17 @@ def estimate_tokens(text: str) -> int:
 
 
 # ---------------------------------------------------------------------------- history
+def available_backbones(layout: Layout) -> set[str] | None:
+    """Backbones with a complete feature store (features/<b>/meta.json); None when the store holds
+    none at all (features not extracted yet: nothing is ruled out)."""
+    try:
+        names = {e.name for e in os.scandir(layout.features)
+                 if e.is_dir() and (Path(e.path) / "meta.json").is_file()}
+    except FileNotFoundError:
+        return None
+    return names or None
+
+
 def _config_of(obj: Any) -> dict[str, Any] | None:
     if isinstance(obj, dict):
         inner = obj.get("config")

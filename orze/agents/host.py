@@ -13,11 +13,15 @@ Every node's daemon owns an `AgentHost(layout, node_id, specs)` and calls `.tick
     differ. An expired lease is broken by one atomic rename to a unique name (exactly one breaker's
     rename succeeds); the breaker then competes for a fresh exclusive create like everyone else.
   - The holder runs `python -m orze agent NAME --root ROOT` as a subprocess (output appended to
-    runs/agents/<name>/agent.log), with ORZE_AGENT_LEASE=<token> in its environment: the agent
-    exits by itself when the lease stops being that token (an orphan never runs beside a new copy).
+    runs/agents/<name>/agent.log), with ORZE_AGENT_LEASE=<token>, ORZE_AGENT_LEASE_S and
+    ORZE_AGENT_HOST_PID in its environment: the agent watches its own lease (orze.agents.watch)
+    and ends itself within the lease period when its host dies, stalls or loses the lease, so an
+    orphan never runs beside a new copy.
   - A dead agent is restarted with exponential backoff, at most `max_restarts` times per holder;
-    exit 0 (budget reached) and exit 78 (configuration error such as a missing API key) are final.
-    The state is written to runs/agents/<name>/state.json for `orze status`.
+    exit 0 (budget reached) and exit 78 (configuration error such as a missing API key) are final;
+    exit 75 (the agent saw its lease as lost) is not counted as a failure.
+    The state is written to runs/agents/<name>/state.json for `orze status`; `stop` writes
+    `stopped`, and `read_states` reports an agent whose lease expired as `stopped (host gone)`.
 
 A failing agent never raises out of `tick`: the daemon keeps running and the other agents go on.
 """
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orze.agents.spec import AgentSpec
+from orze.agent_config import AgentSpec
 from orze.layout import Layout
 from orze.store.atomic import atomic_write_json
 from orze.store.lock import fs_now
@@ -43,7 +47,10 @@ LEASE = "lease"
 STATE = "state.json"
 LOG = "agent.log"
 LEASE_ENV = "ORZE_AGENT_LEASE"
+LEASE_S_ENV = "ORZE_AGENT_LEASE_S"
+HOST_PID_ENV = "ORZE_AGENT_HOST_PID"
 EXIT_CONFIG = 78
+EXIT_LEASE_LOST = 75
 
 
 def lease_path(layout: Layout, name: str) -> Path:
@@ -99,9 +106,13 @@ def try_acquire(path: Path, owner: dict[str, Any], lease_s: float) -> bool:
     return False
 
 
-def read_states(layout: Layout) -> dict[str, dict[str, Any]]:
+ACTIVE = ("running", "waiting")
+
+
+def read_states(layout: Layout, lease_s: float = 60.0) -> dict[str, dict[str, Any]]:
     """Every agent's last known host state (runs/agents/<name>/state.json) with its lease holder,
-    for `orze status`."""
+    for `orze status`. A state that claims to be active while the lease is missing or older than
+    `lease_s` is reported as `stopped (host gone)`: its daemon exited or died."""
     out: dict[str, dict[str, Any]] = {}
     if not layout.agents.is_dir():
         return out
@@ -115,6 +126,15 @@ def read_states(layout: Layout) -> dict[str, dict[str, Any]]:
             continue
         lease = read_lease(d / LEASE)
         obj["lease_node"] = lease.get("node") if lease else None
+        if obj.get("status") in ACTIVE:
+            try:
+                age = lease_age(d / LEASE)
+            except OSError:
+                age = None
+            if lease is None or age is None or age > lease_s:
+                obj["status"] = "stopped (host gone)"
+                obj["detail"] = (f"lease expired {age - lease_s:.0f}s ago" if age is not None
+                                 else "no lease") + (f"; last: {obj.get('detail')}" if obj.get("detail") else "")
         out[d.name] = obj
     return out
 
@@ -167,6 +187,7 @@ class AgentHost:
 
     def stop(self, grace_s: float = 10.0) -> None:
         for slot in self.slots.values():
+            active = slot.token is not None and slot.status in ACTIVE
             self._kill(slot, grace_s)
             if slot.token and holds(lease_path(self.layout, slot.spec.name), slot.token):
                 try:
@@ -174,8 +195,38 @@ class AgentHost:
                 except FileNotFoundError:
                     pass
             slot.token = None
+            if active:  # finished / failed stay as they are
+                slot.status, slot.detail = "stopped", f"host {self.node_id} stopped"
+                try:
+                    self._write_state(slot)
+                except OSError:
+                    pass
             slot.status = "idle"
 
+    def busy(self) -> bool:
+        """Whether hosted agents or sweeps may still add work (what `orze run --until-idle` waits
+        for): an agent that is running or about to restart anywhere (by its lease and state) and
+        not paused, or sweeps with an unexpanded base within their caps."""
+        from orze.agents import health
+
+        for name in self.slots:
+            st = read_states(self.layout, self.lease_s).get(name, {})
+            slot = self.slots[name]
+            status = slot.status if slot.token else st.get("status")
+            if slot.token is None and status is None:
+                return True   # not started anywhere yet: it will be, on some node's next tick
+            if status in ACTIVE:
+                h = health.load(self.layout, name)
+                if h.state != health.PAUSED:
+                    return True
+        if self.sweeps is not None:
+            try:
+                if self.sweeps.pending():
+                    self.sweeps.tick(force=True)  # expand now rather than at the next interval
+                    return True
+            except Exception as e:  # noqa: BLE001 - a broken sweep never holds the daemon
+                self._write_state_sweeps(str(e))
+        return False
     def holding(self) -> list[str]:
         return [n for n, s in self.slots.items() if s.token]
 
@@ -219,6 +270,12 @@ class AgentHost:
                 slot.status, slot.detail = "finished", tail or "exited normally (budget or cycles reached)"
                 self._write_state(slot)
                 return
+            if rc == EXIT_LEASE_LOST:
+                # The agent thought its lease lost (our renewals were late); we still hold it.
+                slot.status, slot.detail = "waiting", f"agent saw its lease as lost; restarting. {tail}"
+                slot.next_start = now + self.restart_backoff_s
+                self._write_state(slot)
+                return
             if rc == EXIT_CONFIG:
                 slot.status, slot.detail = "failed", tail or "configuration error"
                 self._write_state(slot)
@@ -251,6 +308,8 @@ class AgentHost:
         d.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ if self.env is None else self.env)
         env[LEASE_ENV] = slot.token or ""
+        env[LEASE_S_ENV] = str(self.lease_s)
+        env[HOST_PID_ENV] = str(os.getpid())
         env.setdefault("COLUMNS", "200")  # rich wraps at 80 columns without a terminal
         if slot.log is None or slot.log.closed:
             slot.log = open(d / LOG, "ab")

@@ -12,8 +12,9 @@ import re
 PROVIDER_KEYS = {
     "claude": ("ANTHROPIC_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "openai": ("OPENAI_API_KEY",),
 }
-_ALL = tuple(v for names in PROVIDER_KEYS.values() for v in names)
+_ALL = [v for names in PROVIDER_KEYS.values() for v in names]
 _HEADER = re.compile(r"(?i)(x-api-key|x-goog-api-key|authorization|api[_-]?key)([\"']?\s*[:=]\s*[\"']?)"
                      r"(bearer\s+)?[A-Za-z0-9_\-\.]{8,}")
 
@@ -22,8 +23,16 @@ class MissingKeyError(RuntimeError):
     """No API key in the environment; the message names the variable(s) to set."""
 
 
-def require_key(policy: str) -> str:
-    names = PROVIDER_KEYS[policy]
+def track(var: str) -> None:
+    """Also redact the value of `var` (a key variable an agent's options name)."""
+    if var not in _ALL:
+        _ALL.append(var)
+
+
+def require_key(policy: str, names: tuple[str, ...] | None = None) -> str:
+    names = names or PROVIDER_KEYS[policy]
+    for name in names:
+        track(name)
     for name in names:
         value = os.environ.get(name, "").strip()
         if value:

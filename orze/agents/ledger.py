@@ -8,7 +8,8 @@ per record, so a line is never interleaved):
      "status"}
 
 Cost comes from a price table per model (USD per million input/output tokens; a spec may
-override it through `options.price_in_per_mtok` / `options.price_out_per_mtok`). `summarise` gives
+override it through `options.price_in_per_mtok` / `options.price_out_per_mtok`; an `openai`
+agent whose base_url is on this machine or a private network costs nothing unless overridden). `summarise` gives
 per-agent totals for `orze status`; `totals` is what the budget check reads.
 """
 
@@ -41,21 +42,35 @@ PRICES: dict[str, tuple[float, float]] = {
     "gemini-2.5-flash-lite": (0.10, 0.40),
     "gemini-2.5-flash": (0.30, 2.50),
     "gemini-2.0-flash": (0.10, 0.40),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-5-mini": (0.25, 2.0),
+    "gpt-5": (1.25, 10.0),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.0, 8.0),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.0),
+    "o4-mini": (1.10, 4.40),
+    "o3": (2.0, 8.0),
 }
 
 
-def price_for(model: str | None, options: dict[str, Any] | None = None) -> tuple[float, float]:
-    options = options or {}
-    if "price_in_per_mtok" in options or "price_out_per_mtok" in options:
-        return float(options.get("price_in_per_mtok", 0.0)), float(options.get("price_out_per_mtok", 0.0))
+def price_for(model: str | None, options: Any = None) -> tuple[float, float]:
+    """(USD per million input tokens, output tokens): the agent's override if it sets one, zero
+    for a self-hosted endpoint (base_url on this machine or a private network), else the table."""
+    p_in = getattr(options, "price_in_per_mtok", None)
+    p_out = getattr(options, "price_out_per_mtok", None)
+    if p_in is not None or p_out is not None:
+        return float(p_in or 0.0), float(p_out or 0.0)
+    if getattr(options, "self_hosted", False):
+        return 0.0, 0.0
     if not model:
         return 0.0, 0.0
     best = max((p for p in PRICES if model.startswith(p)), key=len, default=None)
     return PRICES[best] if best else (0.0, 0.0)
 
 
-def cost_usd(model: str | None, tokens_in: int, tokens_out: int,
-             options: dict[str, Any] | None = None) -> float:
+def cost_usd(model: str | None, tokens_in: int, tokens_out: int, options: Any = None) -> float:
     p_in, p_out = price_for(model, options)
     return (tokens_in * p_in + tokens_out * p_out) / 1e6
 
@@ -78,11 +93,11 @@ def append(layout: Layout, agent: str, record: dict[str, Any]) -> None:
 
 def record_call(layout: Layout, agent: str, model: str | None, tokens_in: int, tokens_out: int,
                 latency_s: float, ok: bool = True, error: str | None = None, attempts: int = 1,
-                options: dict[str, Any] | None = None) -> dict[str, Any]:
+                options: Any = None, endpoint: str | None = None) -> dict[str, Any]:
     rec = {"kind": "call", "model": model, "tokens_in": int(tokens_in), "tokens_out": int(tokens_out),
            "latency_s": round(float(latency_s), 4),
            "cost_usd": round(cost_usd(model, tokens_in, tokens_out, options), 8),
-           "ok": ok, "error": error, "attempts": attempts}
+           "ok": ok, "error": error, "attempts": attempts, "endpoint": endpoint}
     append(layout, agent, rec)
     return rec
 

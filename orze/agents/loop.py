@@ -10,12 +10,18 @@ A cycle:
   4. every idea is stamped with agent / model / source (the policy cannot claim another origin),
      validated by `check_idea`, checked against what is finished or pending (fingerprints),
      against its own batch, and against prompts/rules.md.
-  5. a policy that can `repair` (the LLM policies) gets one round with every error quoted and
-     returns a complete new batch, judged the same way.
+  5. a policy that can `repair` (the LLM policies) gets one round: the ideas that passed are kept,
+     and the model is asked only for replacements of the failed ones, with every error quoted;
+     the replacements are judged together with the kept ideas (which keep their place).
   6. valid ideas go into one inbox file (`submit_ideas`); each rejected idea is appended to
-     runs/agents/<name>/rejected.jsonl with its reasons (the daemon never sees them); the cycle's
-     counts go to the ledger.
-Provider failures end the cycle (recorded), never the loop.
+     runs/agents/<name>/rejected.jsonl with its reasons and stage (the daemon never sees them); the
+     cycle's counts go to the ledger, and every idea is accounted for:
+     proposed = submitted + rejected.
+A diversity budget that the space or the feature store makes impossible (one backbone) is waived
+and reported once (`rules.impossible`), never left to reject every batch.
+Provider failures end the cycle (recorded), never the loop. Failing cycles back off and open a
+circuit (orze.agents.health). The loop stops when `should_stop` says so (the agent's lease is
+gone); waits are cut short then, and no provider call starts after it.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from orze.agent_config import AgentSpec
+from orze.agents import health as health_mod
 from orze.agents import ledger
-from orze.agents.base import History
-from orze.agents.context import PromptError, read_history
+from orze.agents.base import History, SubspacePolicy, restrict_space
+from orze.agents.context import PromptError, available_backbones, read_history
 from orze.agents.keys import redact
-from orze.agents.retry import ProviderError
-from orze.agents.rules import Rules, RulesError, enforce, load_rules
-from orze.agents.spec import AgentSpec
+from orze.agents.retry import ProviderError, Stopped
+from orze.agents.rules import Rules, RulesError, enforce, impossible, load_rules, waive
 from orze.layout import Layout
 from orze.space import Space, SpaceError, check_idea, fingerprint, load_space
 from orze.store.inbox import submit_ideas
@@ -60,13 +67,20 @@ class Judged:
 
 @dataclass
 class CycleReport:
-    status: str                   # submitted | nothing | backpressure | budget | error
+    status: str                   # submitted | nothing | backpressure | budget | error | stopped
     proposed: int = 0
     submitted: int = 0
     rejected: int = 0
     repaired: bool = False
     detail: str = ""
     inbox_file: Path | None = None
+    permanent: bool = False       # the error is one no retry fixes (401, 403, 404)
+    retry_after: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        """A proposing cycle that erred or submitted nothing (what backs the agent off)."""
+        return self.status in ("error", "nothing")
 
 
 def _name(raw: Any, i: int) -> str:
@@ -128,19 +142,69 @@ def feedback(judged: list[Judged], parse_errors: list[str]) -> list[str]:
     return errs
 
 
+def cap_batch(judged: list[Judged], n: int) -> list[Judged]:
+    """Reject the valid ideas beyond the `n` asked for (a budget or the queue's room set n)."""
+    seen = 0
+    for j in judged:
+        if j.ok:
+            seen += 1
+            if seen > n:
+                j.reasons.append(f"more ideas than the {n} asked for")
+    return judged
+
+
+def merge_repair(space: Space, rules: Rules, kept: list[Any], replacements: list[Any],
+                 history: History, limit: int | None = None) -> tuple[list[Judged], list[Judged]]:
+    """(accepted, rejected) after a repair round (pure). The kept ideas come first and stay unless
+    they fail on their own; each replacement joins if the batch still passes every check (two
+    passes, so that one needing a more diverse batch can join once a diverse one is in). A
+    replacement left out gets the reasons it would break the batch with."""
+    base = judge(space, rules, kept, history) if kept else []
+    batch = [j.raw for j in base if j.ok]
+    rejected = [j for j in base if not j.ok]
+    chosen: list[Any] = []
+    for _ in range(2):
+        for cand in replacements:
+            if limit is not None and len(chosen) >= limit:
+                break
+            if any(cand is c for c in chosen):
+                continue
+            if all(j.ok for j in judge(space, rules, batch + chosen + [cand], history)):
+                chosen.append(cand)
+    for cand in replacements:
+        if any(cand is c for c in chosen):
+            continue
+        trial = judge(space, rules, batch + chosen + [cand], history)
+        mine = trial[-1]
+        if not mine.reasons and limit is not None and len(chosen) >= limit:
+            mine.reasons = [f"more ideas than the {limit} asked for"]
+        elif not mine.reasons:
+            others = [r for j in trial[:-1] for r in j.reasons]
+            mine.reasons = ["it would make the batch break a rule: " + "; ".join(others[:3])]
+        rejected.append(mine)
+    accepted = judge(space, rules, batch + chosen, history) if batch or chosen else []
+    return accepted, rejected
+
+
 class AgentLoop:
     def __init__(self, layout: Layout, spec: AgentSpec, policy: Any, metric_name: str = "val_ap",
                  log: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, clock: Callable[[], float] = time.time):
         self.layout = layout
         self.spec = spec
         self.policy = policy
         self.metric_name = metric_name
         self.log = log or (lambda msg: print(redact(msg), flush=True))
         self.sleep = sleep
+        self.clock = clock
         self.should_stop = should_stop or (lambda: False)  # e.g. the host's lease is no longer ours
         self.cycle = 0
         self.dir = layout.agent_dir(spec.name)
+        self._noticed: set[str] = set()
+        self._full_logged = False
+        if hasattr(policy, "should_stop"):  # LLM policies: no retry starts once we must stop
+            policy.should_stop = self.should_stop
+            policy.sleep = self._wait
 
     # ------------------------------------------------------------------ checks
     def queue_depth(self) -> int:
@@ -164,7 +228,6 @@ class AgentLoop:
     def _random_candidates(self, history: History, n: int) -> list[Any]:
         """Uniform candidates (inside the agent's subspace), tagged source: random, for when a
         converged model-based policy (TPE) proposes nothing but the leader's region."""
-        from orze.agents.base import SubspacePolicy
         from orze.agents.policies.random_policy import RandomPolicy
 
         fallback: Any = RandomPolicy(seed=self.spec.seed * 100_003 + self.cycle)
@@ -174,6 +237,27 @@ class AgentLoop:
         for raw in out:
             raw["agent"], raw["source"] = self.spec.name, "random"
         return out
+
+    def _feasible_rules(self, rules: Rules, space: Space, history: History) -> Rules:
+        """The rules minus the diversity budgets this campaign cannot meet (each reported once)."""
+        policy_space = space
+        if isinstance(self.policy, SubspacePolicy):
+            try:
+                policy_space = restrict_space(space, self.policy.subspace)
+            except ValueError:
+                pass
+        leader = (history.leader() or {}).get("config")
+        found = impossible(rules, policy_space, leader, available_backbones(self.layout))
+        for rule, why in found.items():
+            if why not in self._noticed:
+                self._noticed.add(why)
+                self.log(f"[{self.spec.name}] {why}")
+                ledger.append(self.layout, self.spec.name, {"kind": "notice", "rule": rule, "detail": why})
+                h = health_mod.load(self.layout, self.spec.name)
+                if why not in h.notices:
+                    h.notices = (h.notices + [why])[-5:]
+                    health_mod.save(self.layout, self.spec.name, h)
+        return waive(rules, list(found))
 
     # ------------------------------------------------------------------ one cycle
     def _stamp(self, raws: list[Any]) -> list[Any]:
@@ -228,43 +312,68 @@ class AgentLoop:
         if self.spec.max_ideas is not None:
             n = min(n, self.spec.max_ideas - ledger.totals(self.layout, self.spec.name).submitted)
         history = read_history(self.layout, space, rules, self.metric_name)
+        rules = self._feasible_rules(rules, space, history)
 
         report = CycleReport("nothing")
+        pending: list[Judged] = []   # judged ideas not yet submitted or rejected (for a stop)
         try:
             raws = self._stamp(list(self.policy.propose(history, n)))
             parse_errors = list(getattr(self.policy, "parse_errors", []) or [])
-            judged = judge(space, rules, raws, history)
+            judged = cap_batch(judge(space, rules, raws, history), n)
+            pending = judged
             report.proposed = len(raws)
             errors = feedback(judged, parse_errors)
             if errors and hasattr(self.policy, "repair"):
-                report.repaired = True
-                self.log(f"[{self.spec.name}] cycle {self.cycle}: repair round for {len(errors)} problem(s)")
-                first = judged
-                try:
-                    raws = self._stamp(list(self.policy.repair(errors)))
-                    judged = judge(space, rules, raws, history)
-                    still = list(getattr(self.policy, "parse_errors", []) or [])
-                    if still:  # an unreadable repair reply: nothing to judge, say why
-                        report.detail = "repair reply: " + "; ".join(still)
-                    report.proposed += len(raws)
-                    self._reject([j for j in first if not j.ok], "replaced in repair round")
-                except ProviderError as e:
-                    report.detail = f"repair call failed: {e}"
+                kept = [j for j in judged if j.ok]
+                failed = [j for j in judged if not j.ok]
+                self._reject(failed, "before repair")
+                report.rejected += len(failed)
+                pending = kept
+                missing = n - len(kept)
+                if missing > 0:
+                    report.repaired = True
+                    self.log(f"[{self.spec.name}] cycle {self.cycle}: repair round for {len(errors)} "
+                             f"problem(s), {len(kept)} idea(s) kept, asking for {missing}")
+                    names = [_name(j.raw, i) for i, j in enumerate(judged) if j.ok]
+                    try:
+                        new = self._stamp(list(self.policy.repair(errors, missing, names)))
+                        still = list(getattr(self.policy, "parse_errors", []) or [])
+                        if still:  # an unreadable repair reply: the kept ideas still go in
+                            report.detail = "repair reply: " + "; ".join(still)
+                        report.proposed += len(new)
+                        accepted, refused = merge_repair(space, rules, [j.raw for j in kept], new,
+                                                         history, limit=missing)
+                        judged = accepted + refused
+                    except ProviderError as e:
+                        report.detail = f"repair call failed: {e}"
+                        report.permanent, report.retry_after = e.permanent, e.retry_after
+                        judged = kept
+                else:
+                    judged = kept
             elif errors:
                 # An offline policy cannot be argued with: draw more candidates and keep a batch
                 # that meets the rules, else a policy that exploits the leader (TPE) would be
-                # rejected every cycle forever.
+                # rejected every cycle forever. Only the ideas kept count as proposed.
                 extra = self._stamp(list(self.policy.propose(history, RESAMPLE_FACTOR * n)))
                 extra += self._random_candidates(history, RESAMPLE_FACTOR * n)
-                report.proposed += len(extra)
                 chosen = select_compliant(space, rules, [j.raw for j in judged] + extra, history, n)
-                self._reject([j for j in judged if not j.ok], "validation")
-                report.rejected = sum(not j.ok for j in judged)
-                report.detail = f"resampled {len(extra)} candidates to meet the rules; kept {len(chosen)}"
+                picked = [c.raw for c in chosen]
+                left = [j for j in judged if not any(j.raw is p for p in picked)]
+                for j in left:
+                    if j.ok:
+                        j.reasons.append("left out: the batch was filled with candidates that meet the rules")
+                self._reject(left, "validation")
+                report.rejected += len(left)
+                report.proposed += sum(1 for p in picked if not any(p is r for r in raws))
+                report.detail = f"drew {len(extra)} more candidates to meet the rules; kept {len(chosen)}"
                 judged = chosen
+        except Stopped as e:
+            return self._stop_cycle(report, pending, str(e))
         except (ProviderError, PromptError) as e:
             report.status = "error"
             report.detail = str(e)
+            if isinstance(e, ProviderError):
+                report.permanent, report.retry_after = e.permanent, e.retry_after
             self.log(f"[{self.spec.name}] cycle {self.cycle}: {e}")
             return self._record(report)
 
@@ -272,6 +381,8 @@ class AgentLoop:
         bad = [j for j in judged if not j.ok]
         self._reject(bad, "after repair" if report.repaired else "validation")
         report.rejected += len(bad)
+        if self.should_stop():  # the lease went during the cycle: submit nothing, not a failure
+            return self._stop_cycle(report, good, "the agent's lease is gone")
         if good:
             report.inbox_file = submit_ideas(self.layout, [j.idea for j in good], origin=self.spec.name)
             report.submitted = len(good)
@@ -280,23 +391,74 @@ class AgentLoop:
                  f"submitted {report.submitted}, rejected {report.rejected}")
         return self._record(report)
 
-    def run(self, cycles: int | None = None) -> list[CycleReport]:
-        """Cycles until `cycles` proposing cycles ran (None: forever) or the budget is reached."""
+    def _stop_cycle(self, report: CycleReport, pending: list[Judged], why: str) -> CycleReport:
+        """The lease went while a cycle ran: nothing more is submitted; what was judged is recorded."""
+        for j in pending:
+            j.reasons.append(f"not submitted: {why}")
+        self._reject(pending, "stopped")
+        report.rejected += len(pending)
+        report.status, report.detail = "stopped", why
+        return self._record(report)
+
+    # ------------------------------------------------------------------ waiting
+    def _wait(self, seconds: float, resumable: bool = False) -> bool:
+        """Sleep up to `seconds` in short steps; False when cut short (stop, or a --resume)."""
+        end = self.clock() + max(0.0, seconds)
+        while True:
+            if self.should_stop():
+                return False
+            if resumable and health_mod.load(self.layout, self.spec.name).resumed:
+                return False
+            left = end - self.clock()
+            if left <= 0:
+                return True
+            self.sleep(min(left, 1.0))
+
+    def _after(self, report: CycleReport) -> None:
+        """Update the health state after a proposing cycle, logging a change of state."""
+        old = health_mod.load(self.layout, self.spec.name)
+        new = health_mod.next_state(old, report.failed, report.detail or report.status, self.spec,
+                                    self.clock(), report.permanent, report.retry_after)
+        if (new.state, new.failures) != (old.state, old.failures) or new.state != health_mod.OK:
+            health_mod.save(self.layout, self.spec.name, new)
+            if new.state != old.state or new.state != health_mod.OK:
+                self.log(f"[{self.spec.name}] {new.state}"
+                         + (f" for {new.until - self.clock():.0f}s: {new.reason}" if new.until else ""))
+                ledger.append(self.layout, self.spec.name, {
+                    "kind": "health", "state": new.state, "failures": new.failures,
+                    "since": new.t, "until": new.until, "reason": redact(new.reason)[:300]})
+
+    def run(self, cycles: int | None = None, wait_for_room: bool = True) -> list[CycleReport]:
+        """Cycles until `cycles` proposing cycles ran (None: forever), the budget is reached, or
+        the lease is gone. Backpressure cycles do not count; with wait_for_room=False the first
+        one ends the run (`orze agent --once` on a full queue)."""
         reports: list[CycleReport] = []
         done = 0
         while cycles is None or done < cycles:
             if self.should_stop():
                 self.log(f"[{self.spec.name}] stopping: the agent lease is no longer ours")
                 break
+            h = health_mod.load(self.layout, self.spec.name)
+            if h.waiting(self.clock()):
+                self._wait(h.until - self.clock(), resumable=True)
+                continue
             report = self.run_cycle()
             reports.append(report)
-            if report.status == "budget":
+            if report.status in ("budget", "stopped"):
                 self.log(f"[{self.spec.name}] stopping: {report.detail}")
                 break
-            if report.status != "backpressure":
-                done += 1
+            if report.status == "backpressure":
+                if not self._full_logged:
+                    self.log(f"[{self.spec.name}] waiting for room: {report.detail}")
+                    self._full_logged = True
+                if not wait_for_room:
+                    break
+                self._wait(max(self.spec.interval_s, 0.5))
+                continue
+            self._full_logged = False
+            self._after(report)
+            done += 1
             if cycles is not None and done >= cycles:
                 break
-            self.sleep(self.spec.interval_s if report.status != "backpressure"
-                       else max(self.spec.interval_s, 0.5))
+            self._wait(self.spec.interval_s)
         return reports

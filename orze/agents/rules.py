@@ -235,3 +235,54 @@ def render_rules(rules: Rules) -> str:
     if rules.text:
         out += "\n\n" + rules.text
     return out
+
+
+def _values(space: Space, dim: str, available: set[str] | None) -> list[Any] | None:
+    d = space.dimensions.get(dim)
+    if d is None or d.choices is None:
+        return None
+    vals = [c for c in d.choices if available is None or c in available]
+    if dim == "backbone" and getattr(d, "fusion", 1) > 1 and len(vals) >= 2:
+        vals = vals + [sorted(vals[:2])]  # a fusion is a backbone other than any single one
+    return vals
+
+
+def impossible(rules: Rules, space: Space, leader: dict[str, Any] | None,
+               available_backbones: set[str] | None = None) -> dict[str, str]:
+    """The diversity budgets this campaign cannot meet, with the reason (pure).
+
+    `min_other_backbone` (`min_other_encoder`) needs a value of the dimension other than the
+    leader's that the space allows, that no single-key banned region bans and, for backbones,
+    that has features in the store (`available_backbones`; None: not checked). When there is none
+    the rule can never be met; enforcing it would reject every batch forever, so the caller waives
+    it and reports why."""
+    out: dict[str, str] = {}
+    if not leader:
+        return out
+    for dim, need, rule in (("backbone", rules.min_other_backbone, "min_other_backbone"),
+                            ("temporal_encoder", rules.min_other_encoder, "min_other_encoder")):
+        if not need or dim not in leader:
+            continue
+        vals = _values(space, dim, available_backbones if dim == "backbone" else None)
+        if vals is None:
+            continue
+        banned = [r[dim] for r in rules.banned if set(r) == {dim}]
+        banned_vals = [v for b in banned for v in (b if isinstance(b, list) else [b])]
+        others = [v for v in vals if not _same(v, leader[dim]) and not any(_same(v, b) for b in banned_vals)]
+        if not others:
+            allowed = ", ".join(_label(v) for v in vals) or "nothing"
+            where = "the space and the feature store allow" if dim == "backbone" and \
+                available_backbones is not None else "the space allows"
+            out[rule] = (f"rules.{rule}: cannot be met: {where} only {dim} {allowed} and the leader "
+                         f"uses {_label(leader[dim])}; the rule is waived until another {dim} is "
+                         "available")
+    return out
+
+
+def waive(rules: Rules, names: list[str]) -> Rules:
+    """The rules without the named diversity budgets."""
+    if not names:
+        return rules
+    out = rules.model_copy(update={n: 0 for n in names})
+    out.text = rules.text
+    return out

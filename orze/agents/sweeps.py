@@ -15,8 +15,15 @@ Configured by the `sweeps:` section of configs/orze.yaml (`SweepConfig`):
 
 A variant changes one dimension of the base's canonical config; variants outside the space (out
 of range, not applicable to the base, breaking a constraint) are skipped, never clipped (clipping
-would make bit-identical siblings), and so is a variant whose fingerprint equals the base's or a
-sibling's. Ideas carry `source: sweep`, `agent: sweeps`, `parent: <base id>`.
+would make bit-identical siblings), and so is a variant whose fingerprint equals the base's, a
+sibling's, or that of anything already run, queued or waiting in the inbox (so no sweep slot is
+spent on a duplicate the daemon would refuse). Ideas carry `source: sweep`, `agent: sweeps`,
+`parent: <base id>`.
+
+Hosting: `orze run` builds a SweepRunner when `sweeps.enabled` and the daemon hosts agents (the
+default; `--no-agents` turns both off), and AgentHost.tick calls `tick()` on every node; the
+markers below make that safe. `pending()` says whether a top-K base is still to be expanded
+(`orze run --until-idle` waits for it); `summary()` is what `orze status` shows.
 
 Each base is expanded exactly once across all nodes: the expanding node first creates
 runs/agents/_sweeps/bases/<base id>.json exclusively (O_CREAT|O_EXCL works on NFS and Lustre).
@@ -32,8 +39,7 @@ import os
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from orze.agent_config import SweepConfig, SweepRule  # noqa: F401 - SweepRule re-exported
 from orze.layout import Layout
 from orze.space import Space, check_idea, fingerprint
 from orze.store.atomic import atomic_write_json
@@ -43,57 +49,12 @@ from orze.store.leaderboard import iter_rows, ranked
 SWEEP_AGENT = "sweeps"
 
 
-class SweepRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    dim: str
-    factors: list[float] | None = None
-    deltas: list[float] | None = None
-    values: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "SweepRule":
-        given = [k for k in ("factors", "deltas", "values") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError(f"sweep rule for '{self.dim}' needs exactly one of factors, deltas, values")
-        return self
-
-    def variants(self, value: Any) -> list[tuple[Any, str]]:
-        if self.values:
-            return [(v, f"{self.dim}={v}") for v in self.values]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return []
-        if self.factors:
-            return [(value * f, f"{self.dim}×{f:g}") for f in self.factors]
-        return [(value + d, f"{self.dim}{d:+g}") for d in self.deltas or []]
-
-
-def _default_rules() -> list[SweepRule]:
-    return [SweepRule(dim="learning_rate", factors=[0.5, 2.0]),
-            SweepRule(dim="focal_gamma", deltas=[-0.5, 0.5]),
-            SweepRule(dim="dropout", deltas=[-0.1, 0.1])]
-
-
-class SweepConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    top_k: int = Field(default=3, ge=1)
-    per_base: int = Field(default=4, ge=1)
-    max_total: int = Field(default=40, ge=0)
-    interval_s: float = Field(default=30.0, ge=0)
-    rules: list[SweepRule] = Field(default_factory=_default_rules)
-
-    def check_against(self, space: Space) -> None:
-        for i, r in enumerate(self.rules):
-            if r.dim not in space.dimensions:
-                raise ValueError(f"sweeps.rules[{i}].dim: unknown dimension '{r.dim}'; allowed: "
-                                 + ", ".join(space.dimensions))
-
-
-def expand(base: dict[str, Any], space: Space, cfg: SweepConfig, limit: int | None = None) -> list[dict[str, Any]]:
-    """Variants of one finished leaderboard row (pure)."""
+def expand(base: dict[str, Any], space: Space, cfg: SweepConfig, limit: int | None = None,
+           known: set[str] | None = None) -> list[dict[str, Any]]:
+    """Variants of one finished leaderboard row (pure); `known`: fingerprints to avoid."""
     config = dict(base.get("config") or {})
     cap = min(cfg.per_base, limit if limit is not None else cfg.per_base)
-    seen = {fingerprint(config)} if config else set()
+    seen = ({fingerprint(config)} if config else set()) | set(known or ())
     out: list[dict[str, Any]] = []
     for rule in cfg.rules:
         if rule.dim not in config:
@@ -148,6 +109,26 @@ class SweepRunner:
         os.close(fd)
         return True
 
+    def _bases(self) -> list[dict[str, Any]]:
+        return ranked(iter_rows(self.layout.leaderboard))[: self.cfg.top_k]
+
+    def pending(self) -> bool:
+        """Whether a top-K base is not expanded yet while the total cap leaves room."""
+        if not self.cfg.enabled or self.cfg.max_total - self._total() <= 0:
+            return False
+        return any(not (self.dir / f"{b['id']}.json").exists() for b in self._bases())
+
+    def _known(self) -> set[str]:
+        from orze.agents.context import read_pending
+
+        rows = list(iter_rows(self.layout.leaderboard))
+        known = {fingerprint(r["config"]) for r in rows if isinstance(r.get("config"), dict)}
+        for cfg in read_pending(self.layout, {str(r.get("id")) for r in rows}):
+            check = check_idea(self.space, {k: v for k, v in cfg.items()})
+            if check.config is not None:
+                known.add(fingerprint(check.config))
+        return known
+
     def tick(self, now: float | None = None, force: bool = False) -> list[dict[str, Any]]:
         """Expand new top-K bases; returns the ideas submitted this time."""
         if not self.cfg.enabled:
@@ -165,7 +146,8 @@ class SweepRunner:
             return []
         self._last_stat = stat
         submitted: list[dict[str, Any]] = []
-        for base in ranked(iter_rows(self.layout.leaderboard))[: self.cfg.top_k]:
+        known: set[str] | None = None
+        for base in self._bases():
             marker = self.dir / f"{base['id']}.json"
             if marker.exists():
                 continue
@@ -174,9 +156,29 @@ class SweepRunner:
                 break
             if not self._claim(str(base["id"])):
                 continue
-            ideas = expand(base, self.space, self.cfg, limit=room)
+            if known is None:
+                known = self._known()
+            ideas = expand(base, self.space, self.cfg, limit=room, known=known)
+            known |= {fingerprint({k: v for k, v in i.items() if k in self.space.dimensions}) for i in ideas}
             if ideas:
                 submit_ideas(self.layout, ideas, origin="sweep")
             atomic_write_json(marker, {"base": base["id"], "count": len(ideas), "t": now})
             submitted.extend(ideas)
         return submitted
+
+
+def summary(layout: Layout, cfg: SweepConfig | None = None) -> dict[str, Any]:
+    """Bases expanded and sweep ideas submitted so far (from the markers), for `orze status`."""
+    d = layout.agents / "_sweeps" / "bases"
+    bases, ideas = 0, 0
+    if d.is_dir():
+        for p in d.glob("*.json"):
+            try:
+                ideas += int(json.loads(p.read_text()).get("count", 0))
+            except (OSError, ValueError, AttributeError):
+                continue
+            bases += 1
+    out: dict[str, Any] = {"bases": bases, "ideas": ideas}
+    if cfg is not None:
+        out.update(enabled=cfg.enabled, max_total=cfg.max_total, per_base=cfg.per_base, top_k=cfg.top_k)
+    return out

@@ -84,6 +84,19 @@ def plot_series(df: pd.DataFrame, cols: list[str], title: str, ylabel: str) -> s
     return _png(fig)
 
 
+def plot_sweep_enrichment(sw: dict) -> str | None:
+    """Share of auto-sweep runs among all finished runs and among the top N (the enrichment figure)."""
+    if not isinstance(sw, dict) or "share_all" not in sw:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    labels = [f"all runs ({sw['runs']})", f"top {sw['top']}"]
+    ax.bar(labels, [100 * sw["share_all"], 100 * sw["share_top"]], color=["#999", "#3a7"])
+    ax.set_ylabel("auto-sweep runs (%)")
+    ax.set_title("Sweep enrichment")
+    return _png(fig)
+
+
 def plot_innovation(rate: np.ndarray) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -225,6 +238,13 @@ def render_html(a: Analysis) -> str:
                  f"P(new best at n) = c·n^−β with c={_fmt(fit.get('c'))}, β={_fmt(fit.get('beta'))} ± "
                  f"{_fmt(fit.get('beta_se'))}.</p>")
     parts.append(_img(plot_innovation(a.series["innovation_rate"]), "innovation"))
+    sw = s.get("sweeps", {})
+    parts.append("<h2>Auto-sweeps</h2>" + _error(sw))
+    if "share_all" in sw:
+        parts.append(f"<p>{sw['sweeps']} of {sw['runs']} finished runs are auto-sweep variants "
+                     f"({100 * sw['share_all']:.1f}%); among the top {sw['top']} there are {sw['top_sweeps']} "
+                     f"({100 * sw['share_top']:.1f}%): enrichment {_fmt(sw['enrichment'])}.</p>")
+        parts.append(_img(plot_sweep_enrichment(sw), "sweep enrichment"))
     nz = s.get("noise", {})
     parts.append("<h2>Noise floor</h2>")
     parts.append(f"<p>{nz.get('replicated_configs', 0)} replicated configurations; pooled σ = "

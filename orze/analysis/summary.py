@@ -18,6 +18,7 @@ import pandas as pd
 from orze.analysis import baselines as baselines_mod
 from orze.analysis import convergence as convergence_mod
 from orze.analysis import exploration, noise, variance
+from orze.analysis import sweeps as sweeps_mod
 from orze.analysis.frame import AnalysisError, config_columns, done_runs, restrict
 
 
@@ -103,6 +104,7 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
         series["curves"] = {k: np.asarray(v) for k, v in bl.pop("curves").items()}
     out["baselines"] = bl
     out["noise"] = noise.noise_floor(done, dims)
+    out["sweeps"] = _guard(lambda: sweeps_mod.enrichment(done))
     return Analysis(out, done, series)
 
 

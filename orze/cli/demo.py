@@ -63,7 +63,7 @@ def run_cmd(root: Optional[Path] = RootOption,
     done_before = len(read_rows(layout.leaderboard))
     display = Display(quiet=quiet)
     daemon = Daemon(layout, project, space, bounds=RunBounds(max_experiments=experiments),
-                    on_event=display.event, agent_host=make_agent_host(layout, None, project))
+                    on_event=display.event, agent_host=make_agent_host(layout, None, project, space))
     daemon.install_signal_handlers()
     display.attach(daemon)
     t0 = time.time()

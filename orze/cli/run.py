@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
         node: Optional[str] = typer.Option(None, "--node", help="Node identity (default: the host name)."),
         max_experiments: Optional[int] = typer.Option(None, "--max-experiments", min=0,
                                                       help="Start at most N experiments, then finish them and exit."),
-        until_idle: bool = typer.Option(False, "--until-idle", help="Exit when inbox, queue and slots are empty."),
+        until_idle: bool = typer.Option(
+            False, "--until-idle", help="Exit when no work is left and none can come: inbox, queue and slots "
+                                        "empty, no hosted agent still running (each finished its budget, "
+                                        "failed or is paused) and no sweep base left to expand."),
         once: bool = typer.Option(False, "--once", help="One admission and scheduling pass; finish those runs, exit."),
         cpu_slots: Optional[int] = typer.Option(None, "--cpu-slots", min=1, help="Override scheduler.cpu_slots."),
         agents: bool = typer.Option(True, "--agents/--no-agents", help="Host the configured agents."),
@@ -50,8 +53,11 @@ def register(app: typer.Typer) -> None:
         if cpu_slots is not None:
             project.scheduler.cpu_slots = cpu_slots
         host = None
-        if agents and any(a.enabled for a in project.agents):
-            host = make_agent_host(layout, node, project)
+        if agents and (any(a.enabled for a in project.agents) or project.sweeps.enabled):
+            try:
+                host = make_agent_host(layout, node, project, space)
+            except ValueError as e:  # a sweep rule naming an unknown dimension
+                raise fail(f"{layout.project_config}: {e}")
         display = Display(quiet=quiet)
         if not quiet:
             display.capture_logs(getattr(logging, log_level.value.upper()))
@@ -70,8 +76,14 @@ def register(app: typer.Typer) -> None:
               f"rejected {c.rejected}, duplicates {c.duplicates}")
 
 
-def make_agent_host(layout, node, project):
+def make_agent_host(layout, node, project, space=None):
+    """The agents and auto-sweeps this daemon hosts (each agent once per cluster, by lease)."""
     from orze.agents.host import AgentHost
+    from orze.agents.sweeps import SweepRunner
     from orze.daemon.node import default_node_id
 
-    return AgentHost(layout, node or default_node_id(), [a for a in project.agents if a.enabled])
+    sweeps = None
+    if project.sweeps.enabled:
+        sweeps = SweepRunner(layout, project.sweeps, space or load_space(layout.space_config))
+    return AgentHost(layout, node or default_node_id(), [a for a in project.agents if a.enabled],
+                     sweeps=sweeps)

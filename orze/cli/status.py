@@ -67,18 +67,29 @@ def register(app: typer.Typer) -> None:
             console.print(t)
         if s["agents"]:
             t = Table(title="agents")
-            for c in ("agent", "state", "cycles", "submitted", "rejected", "calls", "tokens in/out",
-                      "cost $", "mean latency"):
+            for c in ("agent", "state", "cycles", "proposed", "submitted", "rejected", "calls",
+                      "tokens in/out", "cost $", "mean latency"):
                 t.add_column(c)
+            notes = []
             for name, a in s["agents"].items():
-                host = a.get("host") or {}
                 calls = a.get("calls", 0)
-                t.add_row(name, str(host.get("status") or host.get("state") or a.get("last_status") or ""),
-                          str(a.get("cycles", 0)), str(a.get("submitted", 0)), str(a.get("rejected", 0)),
+                t.add_row(name, a.get("state") or a.get("last_status") or "",
+                          str(a.get("cycles", 0)), str(a.get("proposed", 0)), str(a.get("submitted", 0)),
+                          str(a.get("rejected", 0)),
                           f"{calls} ({a.get('failed_calls', 0)} failed)",
                           f"{a.get('tokens_in', 0)}/{a.get('tokens_out', 0)}", f"{a.get('cost_usd', 0.0):.4f}",
                           f"{a.get('latency_s', 0.0) / calls:.2f}s" if calls else "")
+                if a.get("why"):
+                    notes.append(f"{name}: {a['why']}")
+                notes += [f"{name}: {n}" for n in (a.get("health") or {}).get("notices", [])]
             console.print(t)
+            for n in notes:
+                console.print(f"  {n}", highlight=False, markup=False)
+        sw = s.get("sweeps") or {}
+        if sw.get("enabled") or sw.get("bases"):
+            console.print(f"[bold]sweeps[/] {sw.get('bases', 0)} base(s) expanded · {sw.get('ideas', 0)} "
+                          f"idea(s) of at most {sw.get('max_total', '?')} · {sw.get('runs', 0)} sweep run(s) "
+                          f"recorded, {sw.get('done', 0)} done")
         if s["misconfigured_runs"]:
             t = Table(title="misconfigured runs (off the ranking)")
             t.add_column("id")

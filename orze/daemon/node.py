@@ -172,6 +172,8 @@ class Daemon:
             return not self.table.running()
         if self.bounds.until_idle and not self.table.running() and not self.admitter.pending():
             self.scheduler.queue_view.refresh(force=True)
+            if len(self.scheduler.queue_view) == 0 and self.agent_host is not None and self.agent_host.busy():
+                return False  # hosted agents or sweeps may still add work (docs/agents.md)
             return len(self.scheduler.queue_view) == 0
         return False
 

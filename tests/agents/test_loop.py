@@ -2,11 +2,11 @@ import json
 
 import yaml
 
+from orze.agent_config import AgentSpec
 from orze.agents import ledger
 from orze.agents.context import read_history
 from orze.agents.loop import AgentLoop
 from orze.agents.policies import make_policy
-from orze.agents.spec import AgentSpec
 from orze.store.atomic import atomic_write_json
 from orze.store.leaderboard import append_row
 
@@ -82,7 +82,11 @@ def test_ledger_summarise(layout):
     assert s["a"].calls == 2 and s["a"].failed_calls == 1
     assert abs(s["a"].cost_usd - (0.30 + 0.25 + (10 * 0.3 + 10 * 2.5) / 1e6)) < 1e-9
     assert (s["b"].proposed, s["b"].submitted, s["b"].rejected) == (4, 3, 1)
-    assert ledger.price_for("x", {"price_in_per_mtok": 2, "price_out_per_mtok": 4}) == (2.0, 4.0)
+    from orze.agent_config import ClaudeOptions, OpenAIOptions
+    assert ledger.price_for("x", ClaudeOptions(price_in_per_mtok=2, price_out_per_mtok=4)) == (2.0, 4.0)
+    assert ledger.price_for("gpt-4o", OpenAIOptions()) == (2.5, 10.0)
+    assert ledger.price_for("gpt-4o", OpenAIOptions(base_url="http://10.0.0.5:8000/v1")) == (0.0, 0.0)
+    assert ledger.price_for("claude-sonnet-4-6", ClaudeOptions(base_url="http://127.0.0.1:1")) == (3.0, 15.0)
 
 
 def test_offline_policy_that_favours_the_leader_is_resampled_not_starved(layout):
@@ -94,8 +98,86 @@ def test_offline_policy_that_favours_the_leader_is_resampled_not_starved(layout)
                     options={"subspace": {"backbone": ["vjepa2"] * 5 + ["siglip2"]}})
     reports = loop.run(cycles=6)
     assert all(r.submitted >= 1 for r in reports), [(r.submitted, r.detail) for r in reports]
-    assert any("resampled" in r.detail for r in reports)
+    assert any("more candidates to meet the rules" in r.detail for r in reports)
+    for r in reports:
+        assert r.proposed == r.submitted + r.rejected
     batches = [yaml.safe_load(p.read_text()) for p in sorted(layout.inbox.glob("*.yaml"))]
     for batch in batches:
         backbones = [i["backbone"] for i in batch]
         assert any(b != "vjepa2" for b in backbones) and backbones.count("vjepa2") <= 2
+
+
+def single_backbone(layout):
+    space = yaml.safe_load(layout.space_config.read_text())
+    space["dimensions"]["backbone"]["choices"] = ["vjepa2"]
+    space["dimensions"]["backbone"]["default"] = "vjepa2"
+    layout.space_config.write_text(yaml.safe_dump(space, sort_keys=False))
+
+
+def test_single_backbone_campaign_waives_the_impossible_rule_once(layout):
+    """The shipped rules demand another backbone than the leader's; with one backbone in the space
+    that can never be met. The rule is waived and reported once, and every cycle submits."""
+    single_backbone(layout)
+    append_row(layout, make_row(1, 0.9, {"backbone": "vjepa2", "temporal_encoder": "zipformer"}))
+    messages = []
+    spec = AgentSpec(name="rnd", policy="random", interval_s=0, queue_limit=1000, ideas_per_cycle=4)
+    loop = AgentLoop(layout, spec, make_policy(spec, layout), log=messages.append, sleep=lambda s: None)
+    reports = loop.run(cycles=4)
+    assert [r.status for r in reports] == ["submitted"] * 4
+    notices = [json.loads(l) for l in ledger.ledger_path(layout, "rnd").open() if '"notice"' in l]
+    assert len(notices) == 1 and notices[0]["rule"] == "min_other_backbone"
+    assert "only backbone vjepa2" in notices[0]["detail"] and "waived" in notices[0]["detail"]
+    assert sum("cannot be met" in m for m in messages) == 1
+    from orze.agents import health
+    assert health.load(layout, "rnd").notices == [notices[0]["detail"]]
+    # the encoder budget still holds: every batch has an encoder other than the leader's
+    for p in layout.inbox.glob("*.yaml"):
+        assert any(i["temporal_encoder"] != "zipformer" for i in yaml.safe_load(p.read_text()))
+
+
+def test_feature_store_with_one_backbone_makes_the_rule_impossible(layout, space):
+    from orze.agents.rules import Rules, impossible
+    rules = Rules(min_other_backbone=1, min_other_encoder=1)
+    leader = {"backbone": "vjepa2", "temporal_encoder": "zipformer"}
+    assert impossible(rules, space, leader) == {}
+    found = impossible(rules, space, leader, available_backbones={"vjepa2"})
+    assert list(found) == ["min_other_backbone"] and "feature store" in found["min_other_backbone"]
+    banned = Rules(min_other_encoder=1, banned=[{"temporal_encoder": [e for e in space.dimensions[
+        "temporal_encoder"].choices if e != "zipformer"]}])
+    assert list(impossible(banned, space, leader)) == ["min_other_encoder"]
+
+
+def run_cli(layout, *args):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORZE_AGENT")}
+    env["PYTHONPATH"] = str(REPO)
+    env["COLUMNS"] = "300"   # rich wraps long messages at 80 columns without a terminal
+    return subprocess.run([sys.executable, "-m", "orze", "agent", *args, "--root", str(layout.root)],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_once_on_a_full_queue_says_so_and_exits(layout):
+    layout.project_config.write_text("agents:\n  - {name: rnd, policy: random, queue_limit: 2}\n")
+    for i in range(2):
+        atomic_write_json(layout.queue / f"q{i}.json", {"config": {}})
+    proc = run_cli(layout, "rnd", "--once")
+    assert proc.returncode == 75 and "queue is full" in proc.stderr and "queue_limit 2" in proc.stderr
+
+
+def test_cli_cycles_that_all_fail_exit_nonzero_and_resume(layout):
+    from orze.agents import health
+    layout.project_config.write_text(
+        "agents:\n  - {name: rnd, policy: random, interval_s: 0, failure_backoff_s: 0}\n")
+    layout.rules_prompt.write_text("---\nmin_other_backbon: 1\n---\n")     # a broken rules file
+    proc = run_cli(layout, "rnd", "--cycles", "2")
+    assert proc.returncode == 1 and "every cycle failed (2)" in proc.stderr
+    assert "min_other_backbon" in proc.stderr
+    h = health.load(layout, "rnd")
+    assert h.state == "backing off" and h.failures == 2
+    proc = run_cli(layout, "rnd", "--resume")
+    assert proc.returncode == 0 and "was backing off" in proc.stdout
+    assert health.load(layout, "rnd").state == "ok"

@@ -2,9 +2,9 @@
 
 import pytest
 
+from orze.agent_config import AgentSpec
 from orze.agents.base import History, restrict_space
 from orze.agents.policies import make_policy
-from orze.agents.spec import AgentSpec
 from orze.layout import Layout
 from orze.space import check_idea
 

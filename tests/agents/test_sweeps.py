@@ -62,3 +62,17 @@ def test_runner_total_cap(layout, space):
     out = SweepRunner(layout, cfg, space).tick(force=True)
     assert len(out) == 5
     assert SweepRunner(layout, cfg, space).tick(force=True) == []
+
+
+def test_runner_skips_variants_already_run_and_reports_pending(layout, space):
+    cfg = SweepConfig(top_k=1, per_base=2, max_total=10, interval_s=0,
+                      rules=[SweepRule(dim="learning_rate", factors=[0.5, 2.0, 4.0])])
+    append_row(layout, make_row(1, 0.9, {"learning_rate": 1e-3}))
+    append_row(layout, make_row(2, 0.5, {"learning_rate": 5e-4}))     # = the ×0.5 variant, already run
+    runner = SweepRunner(layout, cfg, space)
+    assert runner.pending()
+    out = runner.tick(force=True)
+    assert sorted(i["learning_rate"] for i in out) == [2e-3, 4e-3]     # ×0.5 skipped: it ran
+    assert not runner.pending()
+    from orze.agents.sweeps import summary
+    assert summary(layout) == {"bases": 1, "ideas": 2}

@@ -1,4 +1,5 @@
-"""The shape of the daemon: one module moves runs between states."""
+"""The shape of the daemon: one module moves runs between states; configuration does not reach up
+into the layers that use it."""
 
 import ast
 from pathlib import Path
@@ -31,3 +32,11 @@ def test_only_the_transitions_module_moves_runs_between_states():
             movers[rel] = sorted(hits)
     assert list(movers) == ["store/transitions.py"], movers
 
+
+
+def test_configuration_does_not_import_the_layers_above_it():
+    tree = ast.parse((ORZE / "config.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    above = sorted(m for m in imported if m.startswith(("orze.agents", "orze.daemon", "orze.worker", "orze.cli")))
+    assert above == [], f"orze/config.py imports {above}"

@@ -8,10 +8,11 @@ ANTHROPIC_BASE_URL handling. The SDK's retries are off (`max_retries=0`): retrie
 from __future__ import annotations
 
 import inspect
+import os
 
+from orze.agent_config import AgentSpec
 from orze.agents.keys import require_key
 from orze.agents.policies.llm import Completion, LLMPolicy
-from orze.agents.spec import AgentSpec
 from orze.layout import Layout
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -22,6 +23,7 @@ class AnthropicClient:
         import anthropic
 
         self.model = model
+        self.endpoint = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com")
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                            timeout=timeout_s)
         # Recent SDKs dropped `temperature` from messages.create (current models fix sampling);
@@ -45,6 +47,5 @@ class ClaudePolicy(LLMPolicy):
     def __init__(self, spec: AgentSpec, layout: Layout, **kw):
         key = require_key("claude")
         model = spec.model or DEFAULT_MODEL
-        client = AnthropicClient(model, key, spec.options.get("base_url"),
-                                 float(spec.options.get("timeout_s", 120.0)))
+        client = AnthropicClient(model, key, spec.options.base_url, spec.options.timeout_s)
         super().__init__(spec, layout, client, **kw)

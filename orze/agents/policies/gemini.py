@@ -6,9 +6,9 @@ Key from GEMINI_API_KEY or GOOGLE_API_KEY only. Base URL: the spec's `options.ba
 
 from __future__ import annotations
 
+from orze.agent_config import AgentSpec
 from orze.agents.keys import require_key
 from orze.agents.policies.llm import Completion, LLMPolicy
-from orze.agents.spec import AgentSpec
 from orze.layout import Layout
 
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -20,6 +20,7 @@ class GeminiClient:
         from google.genai import types
 
         self.model = model
+        self.endpoint = base_url or "https://generativelanguage.googleapis.com"
         self._types = types
         opts = types.HttpOptions(timeout=int(timeout_s * 1000),
                                  **({"base_url": base_url} if base_url else {}))
@@ -49,6 +50,5 @@ class GeminiPolicy(LLMPolicy):
     def __init__(self, spec: AgentSpec, layout: Layout, **kw):
         key = require_key("gemini")
         model = spec.model or DEFAULT_MODEL
-        client = GeminiClient(model, key, spec.options.get("base_url"),
-                              float(spec.options.get("timeout_s", 120.0)))
+        client = GeminiClient(model, key, spec.options.base_url, spec.options.timeout_s)
         super().__init__(spec, layout, client, **kw)

@@ -50,3 +50,11 @@ class RandomPolicy:
                     out.append(idea)
                     break
         return out
+
+
+def build(spec, layout, **kw):
+    """The registered builder (orze.agent_config): a seeded RandomPolicy, inside options.subspace."""
+    from orze.agents.base import SubspacePolicy
+
+    policy = RandomPolicy(seed=spec.seed)
+    return SubspacePolicy(policy, spec.options.subspace) if spec.options.subspace else policy

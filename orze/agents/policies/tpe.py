@@ -146,3 +146,11 @@ class TPEPolicy:
             else:
                 study.tell(trial, state=TrialState.FAIL)
         return out
+
+
+def build(spec, layout, **kw):
+    """The registered builder (orze.agent_config): TPE with the agent's seed and options."""
+    from orze.agents.base import SubspacePolicy
+
+    policy = TPEPolicy(seed=spec.seed, n_startup_trials=spec.options.n_startup_trials)
+    return SubspacePolicy(policy, spec.options.subspace) if spec.options.subspace else policy
