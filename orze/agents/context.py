@@ -19,7 +19,6 @@ Test metrics are never read here: only `metric` (validation) is rendered.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import os
 import re
@@ -33,6 +32,7 @@ from orze.agents.base import History
 from orze.agents.rules import Rules, render_rules
 from orze.layout import RUN_CONFIG, RUN_IDEA, RUN_RESULT, Layout
 from orze.space import Space, check_idea
+from orze.store.atomic import read_json_or_none
 from orze.store.leaderboard import iter_rows
 
 FAILED = ("failed", "misconfigured")
@@ -73,10 +73,7 @@ def read_pending(layout: Layout, finished_ids: set[str]) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     if layout.queue.is_dir():
         for p in sorted(layout.queue.glob("*.json")):
-            try:
-                cfg = _config_of(json.loads(p.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                continue  # renamed away by a daemon, or mid-write by a foreign tool
+            cfg = _config_of(read_json_or_none(p, expect=None))  # None: renamed away by a daemon
             if cfg:
                 out.append(cfg)
     if layout.exp.is_dir():
@@ -90,7 +87,7 @@ def read_pending(layout: Layout, finished_ids: set[str]) -> list[dict[str, Any]]
                 cfg = None
                 try:
                     if (d / RUN_IDEA).exists():
-                        cfg = _config_of(json.loads((d / RUN_IDEA).read_text(encoding="utf-8")))
+                        cfg = _config_of(read_json_or_none(d / RUN_IDEA, expect=None))
                     elif (d / RUN_CONFIG).exists():
                         cfg = _config_of(yaml.safe_load((d / RUN_CONFIG).read_text(encoding="utf-8")))
                 except (OSError, ValueError, yaml.YAMLError):
@@ -125,11 +122,8 @@ def read_failures(layout: Layout, rows: list[dict[str, Any]], ids: set[str],
             for entry in it:
                 if entry.name in ids:
                     continue
-                try:
-                    res = json.loads((Path(entry.path) / RUN_RESULT).read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                if isinstance(res, dict) and res.get("status") in FAILED:
+                res = read_json_or_none(Path(entry.path) / RUN_RESULT)
+                if res is not None and res.get("status") in FAILED:
                     failed.append(res)
     failed.sort(key=lambda r: (r.get("finished_at") or 0, str(r.get("id"))))
     return failed[-limit:]

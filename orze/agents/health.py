@@ -15,14 +15,13 @@ second. `next_state` is pure; `load` / `save` / `resume` are the file edges.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orze.layout import Layout
-from orze.store.atomic import atomic_write_json
+from orze.store.atomic import atomic_write_json, read_json_or_none
 
 HEALTH = "health.json"
 OK, BACKING_OFF, PAUSED = "ok", "backing off", "paused"
@@ -62,11 +61,8 @@ def path(layout: Layout, agent: str) -> Path:
 
 
 def load(layout: Layout, agent: str) -> Health:
-    try:
-        obj = json.loads(path(layout, agent).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return Health()
-    if not isinstance(obj, dict):
+    obj = read_json_or_none(path(layout, agent))
+    if obj is None:
         return Health()
     known = {k: obj[k] for k in Health.__dataclass_fields__ if k in obj}
     try:

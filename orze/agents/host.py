@@ -3,8 +3,9 @@
 Every node's daemon owns an `AgentHost(layout, node_id, specs)` and calls `.tick()` each loop
 (non-blocking) and `.stop()` on shutdown. For each enabled agent:
 
-  - The lease is runs/agents/<name>/lease, created with O_CREAT|O_EXCL (atomic on NFSv3+ and
-    Lustre) holding {node, pid, token}. Exactly one node creates it; that node runs the agent.
+  - The lease is runs/agents/<name>/lease (the one lease, orze.store.lease, created by the
+    directory's `scheduler.claim_method`) holding {node, pid, token}. Exactly one node creates it;
+    that node runs the agent.
   - The holder renews the lease by touching its mtime every lease_s/4 and re-reads it: if the
     token is no longer its own (another node broke it while this one was stalled), it stops its
     copy of the agent at once.
@@ -28,9 +29,7 @@ A failing agent never raises out of `tick`: the daemon keeps running and the oth
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -40,8 +39,8 @@ from typing import Any
 
 from orze.agent_config import AgentSpec
 from orze.layout import Layout
-from orze.store.atomic import atomic_write_json
-from orze.store.lock import fs_now
+from orze.store.atomic import atomic_write_json, read_json_or_none
+from orze.store.lease import Lease, new_token
 
 LEASE = "lease"
 STATE = "state.json"
@@ -57,53 +56,27 @@ def lease_path(layout: Layout, name: str) -> Path:
     return layout.agent_dir(name) / LEASE
 
 
+def agent_lease(layout: Layout, name: str) -> Lease:
+    """An agent's hosting lease: the one lease (orze.store.lease), by the directory's claim method."""
+    return Lease(lease_path(layout, name), layout.claim_method)
+
+
 def read_lease(path: Path) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
+    return Lease(path).holder()
 
 
 def lease_age(path: Path) -> float | None:
     """Seconds since the lease was last renewed, by the filesystem's clock; None if there is none."""
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    return fs_now(path.parent) - mtime
+    age = Lease(path).age()
+    return None if age == float("inf") else age
 
 
-def try_acquire(path: Path, owner: dict[str, Any], lease_s: float) -> bool:
+def try_acquire(lease: Lease, owner: dict[str, Any], lease_s: float) -> bool:
     """Create the lease exclusively, breaking it first if it expired. True if we now hold it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            age = lease_age(path)
-            if age is None:
-                continue  # vanished between our two calls: try to create it again
-            if age <= lease_s:
-                return False
-            grave = path.with_name(f"{path.name}.expired.{secrets.token_hex(6)}")
-            try:
-                os.rename(path, grave)  # exactly one breaker wins this rename
-            except FileNotFoundError:
-                pass
-            else:
-                try:
-                    grave.unlink()
-                except FileNotFoundError:
-                    pass
-            continue
-        try:
-            os.write(fd, json.dumps(owner).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    lease.path.parent.mkdir(parents=True, exist_ok=True)
+    if lease.acquire(owner):
         return True
-    return False
+    return lease.break_if_expired(lease_s) and lease.acquire(owner)
 
 
 ACTIVE = ("running", "waiting")
@@ -120,9 +93,8 @@ def read_states(layout: Layout, lease_s: float = 60.0) -> dict[str, dict[str, An
         state = d / STATE
         if d.name.startswith("_") or not state.is_file():
             continue
-        try:
-            obj = json.loads(state.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        obj = read_json_or_none(state)
+        if obj is None:
             continue
         lease = read_lease(d / LEASE)
         obj["lease_node"] = lease.get("node") if lease else None
@@ -140,8 +112,7 @@ def read_states(layout: Layout, lease_s: float = 60.0) -> dict[str, dict[str, An
 
 
 def holds(path: Path, token: str) -> bool:
-    lease = read_lease(path)
-    return bool(lease) and lease.get("token") == token
+    return Lease(path).held_by(token)
 
 
 @dataclass
@@ -189,11 +160,8 @@ class AgentHost:
         for slot in self.slots.values():
             active = slot.token is not None and slot.status in ACTIVE
             self._kill(slot, grace_s)
-            if slot.token and holds(lease_path(self.layout, slot.spec.name), slot.token):
-                try:
-                    lease_path(self.layout, slot.spec.name).unlink()
-                except FileNotFoundError:
-                    pass
+            if slot.token:
+                agent_lease(self.layout, slot.spec.name).release(slot.token)
             slot.token = None
             if active:  # finished / failed stay as they are
                 slot.status, slot.detail = "stopped", f"host {self.node_id} stopped"
@@ -240,9 +208,9 @@ class AgentHost:
         path = lease_path(self.layout, name)
         now = time.monotonic()
         if slot.token is None:
-            token = f"{self.node_id}:{os.getpid()}:{secrets.token_hex(8)}"
+            token = new_token()
             owner = {"node": self.node_id, "pid": os.getpid(), "token": token, "t": time.time()}
-            if not try_acquire(path, owner, self.lease_s):
+            if not try_acquire(agent_lease(self.layout, name), owner, self.lease_s):
                 return
             slot.token, slot.last_renew = token, now
             slot.restarts, slot.next_start, slot.status = 0, 0.0, "waiting"
@@ -252,7 +220,7 @@ class AgentHost:
             slot.token, slot.status, slot.detail = None, "lost", "lease taken over by another node"
             return
         if now - slot.last_renew >= self.renew_s:
-            os.utime(path)
+            agent_lease(self.layout, name).renew()
             slot.last_renew = now
         self._supervise(slot, now)
 

@@ -16,13 +16,13 @@ per-agent totals for `orze status`; `totals` is what the budget check reads.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from orze.layout import Layout
+from orze.store.atomic import append_line
 
 LEDGER = "ledger.jsonl"
 
@@ -83,12 +83,7 @@ def append(layout: Layout, agent: str, record: dict[str, Any]) -> None:
     path = ledger_path(layout, agent)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"t": time.time(), "agent": agent, **record}
-    data = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    append_line(path, (json.dumps(record, sort_keys=True, default=str) + "\n").encode(), durable=False)
 
 
 def record_call(layout: Layout, agent: str, model: str | None, tokens_in: int, tokens_out: int,

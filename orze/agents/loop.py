@@ -27,7 +27,6 @@ gone); waits are cut short then, and no provider call starts after it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from orze.agents.retry import ProviderError, Stopped
 from orze.agents.rules import Rules, RulesError, enforce, impossible, load_rules, waive
 from orze.layout import Layout
 from orze.space import Space, SpaceError, check_idea, fingerprint, load_space
+from orze.store.atomic import append_line
 from orze.store.inbox import submit_ideas
 
 REJECTED = "rejected.jsonl"
@@ -286,11 +286,7 @@ class AgentLoop:
                                     "stage": stage, "idea": j.raw, "reasons": j.reasons},
                                    default=str) + "\n" for j in judged)
         if lines:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, redact(lines).encode())
-            finally:
-                os.close(fd)
+            append_line(path, redact(lines).encode(), durable=False)
 
     def run_cycle(self) -> CycleReport:
         self.cycle += 1

@@ -34,15 +34,13 @@ only (`leaderboard.ranked`), never a test metric.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any
 
 from orze.agent_config import SweepConfig, SweepRule  # noqa: F401 - SweepRule re-exported
 from orze.layout import Layout
 from orze.space import Space, check_idea, fingerprint
-from orze.store.atomic import atomic_write_json
+from orze.store.atomic import atomic_write_json, create_exclusive, read_json_or_none
 from orze.store.inbox import submit_ideas
 from orze.store.leaderboard import iter_rows, ranked
 
@@ -95,19 +93,14 @@ class SweepRunner:
         if self.dir.is_dir():
             for p in self.dir.glob("*.json"):
                 try:
-                    total += int(json.loads(p.read_text()).get("count", 0))
-                except (OSError, ValueError, AttributeError):
+                    total += int((read_json_or_none(p) or {}).get("count", 0))
+                except (TypeError, ValueError):
                     continue
         return total
 
     def _claim(self, base_id: str) -> bool:
         self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.dir / f"{base_id}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
+        return create_exclusive(self.dir / f"{base_id}.json", b"", self.layout.claim_method)
 
     def _bases(self) -> list[dict[str, Any]]:
         return ranked(iter_rows(self.layout.leaderboard))[: self.cfg.top_k]
@@ -173,9 +166,10 @@ def summary(layout: Layout, cfg: SweepConfig | None = None) -> dict[str, Any]:
     bases, ideas = 0, 0
     if d.is_dir():
         for p in d.glob("*.json"):
+            data = read_json_or_none(p)   # None: a base claimed, its record not yet written
             try:
-                ideas += int(json.loads(p.read_text()).get("count", 0))
-            except (OSError, ValueError, AttributeError):
+                ideas += int(data.get("count", 0))
+            except (AttributeError, TypeError, ValueError):
                 continue
             bases += 1
     out: dict[str, Any] = {"bases": bases, "ideas": ideas}

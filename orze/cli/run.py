@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
             space = load_space(layout.space_config)
         except (ConfigError, SpaceError) as e:
             raise fail(str(e))
+        layout = layout.with_claim_method(project.scheduler.claim_method)
         if cpu_slots is not None:
             project.scheduler.cpu_slots = cpu_slots
         host = None
