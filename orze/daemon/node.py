@@ -34,6 +34,7 @@ from orze.daemon.slots import Slot, device_capacities, plan_node_slots
 from orze.daemon.supervisor import ColdProcess, Running, builtin_command
 from orze.daemon.warm import WarmPool
 from orze.layout import RUN_CONFIG, RUN_FAILURE, RUN_IDEA, RUN_METRICS, RUN_RESULT, Layout
+from orze.slurm.environment import heartbeat_fields as slurm_heartbeat_fields
 from orze.space import Space, check_idea, fingerprint
 from orze.store import claims, queue
 from orze.store.atomic import atomic_write_json, atomic_write_text
@@ -403,6 +404,11 @@ class Daemon:
             if getattr(r.handle, "never_started", False):
                 self._requeue_unstarted(r)
                 continue
+            if self.stopping and code is not None and code < 0 and r.stop_reason is None:
+                # Killed by a signal while we stop: a scheduler signalling the whole job (Slurm's
+                # requeue or preemption), not the experiment failing. Back to the queue, no attempt used.
+                self._requeue_signalled(r, code)
+                continue
             try:
                 self.finish(r, code)
             except OSError as e:  # a full disk: keep the run claimed; a restart recovers it
@@ -487,6 +493,14 @@ class Daemon:
         self.counters.released += 1
         emit(self.layout, "released", id=r.entry.id, node=self.node, reason="warm worker failed to start")
         self.on_event(f"{r.entry.id}: warm worker {r.pid} died before starting it; re-queued")
+
+    def _requeue_signalled(self, r: Running, code: int) -> None:
+        claims.release(r.run_dir)
+        queue.requeue(self.layout, r.entry)
+        self.queue_view.invalidate()
+        self.counters.released += 1
+        emit(self.layout, "released", id=r.entry.id, node=self.node, reason=f"worker signalled ({-code})")
+        self.on_event(f"{r.entry.id}: worker killed by signal {-code} while stopping; re-queued")
 
     def release(self, r: Running, reason: str) -> None:
         """Kill a running worker and put its idea back on the queue, unchanged."""
@@ -593,6 +607,7 @@ class Daemon:
                        for d, c in self.ledger.capacity_mb.items()},
             "queue_view": {"entries": len(self.queue_view), "list_s": round(self.queue_view.list_s, 4)},
             "counters": dict(self.counters.__dict__),
+            "slurm": slurm_heartbeat_fields(),   # the Slurm job running this daemon, or None (orze/slurm)
         }
 
     def heartbeat(self, stopped: bool = False) -> None:

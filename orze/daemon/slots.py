@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from orze.config import SchedulerConfig
+from orze.slurm.environment import allowed_gpus
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Slot:
 
 
 def detect_gpus() -> list[int]:
-    """Physical GPU indices through NVML; [] when there is no driver or no GPU."""
+    """GPU indices through NVML, restricted to the allocation; [] when there is no driver or no GPU."""
     try:
         import pynvml
     except ImportError:
@@ -32,7 +33,8 @@ def detect_gpus() -> list[int]:
     except Exception:  # no driver, no library: a CPU node
         return []
     try:
-        return list(range(pynvml.nvmlDeviceGetCount()))
+        # Only the GPUs this process was allocated (CUDA_VISIBLE_DEVICES / SLURM_JOB_GPUS), not the machine's.
+        return allowed_gpus(os.environ, pynvml.nvmlDeviceGetCount())
     finally:
         try:
             pynvml.nvmlShutdown()
