@@ -180,7 +180,7 @@ def stop_cmd(root: Optional[Path] = RootOption,
     for i in ids:
         mark_stopped(layout, i)   # first: a script signalled from here on will not requeue itself
     try:
-        active = client.squeue(ids)
+        active = client.live(client.squeue(ids))
         pending = [s.job for s in active if s.state == "PENDING"]
         running = [s.job for s in active if s.state != "PENDING"]
         if pending:
@@ -198,7 +198,7 @@ def stop_cmd(root: Optional[Path] = RootOption,
     while left and time.monotonic() < deadline:
         time.sleep(1.0)
         try:
-            left = [s.job for s in client.squeue(ids)]
+            left = [s.job for s in client.live(client.squeue(ids))]
         except client.SlurmError:
             continue
     if left:

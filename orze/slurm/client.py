@@ -66,6 +66,14 @@ class JobState:
 
 
 SQUEUE_FORMAT = "%i|%A|%T|%N|%M|%L|%r"
+# States after which a job runs no more (squeue -t all shows them until MinJobAge passes).
+FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+            "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED"}
+
+
+def live(states: Sequence["JobState"]) -> list["JobState"]:
+    """The jobs that are pending or running (not finished)."""
+    return [s for s in states if s.state not in FINISHED]
 
 
 def parse_squeue(text: str) -> list[JobState]:
@@ -82,7 +90,7 @@ def parse_squeue(text: str) -> list[JobState]:
 
 def squeue(job_ids: Sequence[str], env: Mapping[str, str] | None = None,
            timeout_s: float = DEFAULT_TIMEOUT_S) -> list[JobState]:
-    """The jobs (every array task on its own row) that Slurm still holds in its queue."""
+    """The jobs (every array task on its own row) Slurm still knows, finished ones included."""
     if not job_ids:
         return []
     text = call(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-o", SQUEUE_FORMAT], timeout_s, env)
