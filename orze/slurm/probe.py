@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Path(a.run_dir)
     root = os.environ.get("ORZE_ROOT") or str(run.parent.parent.parent)
     log = Path(os.environ.get(PROBE_LOG_ENV) or default_log(root))
+    log.parent.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((run / "config.yaml").read_text())
     me = {"id": run.name, "seed": config.get("seed"), "pid": os.getpid(), "host": socket.gethostname(),
           "job": os.environ.get("SLURM_JOB_ID"), "restart": os.environ.get("SLURM_RESTART_COUNT")}
