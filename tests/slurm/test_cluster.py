@@ -67,39 +67,48 @@ def test_preempted_pilot_resumes_nothing_lost_or_run_twice(clean_queue, tmp_path
     cluster = clean_queue
     # Experiments (3 s) outlast the daemon's grace (1 s): a warning releases the running one.
     layout = probe_dir(tmp_path / "r", sleep_s=3.0, grace_s=1.0)
-    seeds = list(range(8))
+    seeds = list(range(12))
     submit_ideas(cluster, layout, seeds)
-    job = _job_id(orze(cluster, "slurm", "submit", "--until-idle", root=layout.root).stdout)
-    task = f"{job}_0"
+    job = _job_id(orze(cluster, "slurm", "submit", "--nodes", "2", "--until-idle", root=layout.root).stdout)
+    # Preempt the task whose own job id is the array's id (which scontrol would read as the whole
+    # array if the script requeued itself by SLURM_JOB_ID); the other pilot must not be touched.
+    ids = wait_for(lambda: _unique_ids(cluster, job) if len(_unique_ids(cluster, job)) == 2 else None, 60,
+                   "both pilots to run", cluster)
+    task = next(t for t, i in ids.items() if i == job)
+    other = next(t for t in ids if t != task)
     log = default_log(layout.root)
 
-    def started(n):
-        return lambda: sum(r["event"] == "start" for r in read_log(log)) >= n
+    def working(restart):
+        return lambda: any(r["event"] == "start" and r["job"] == job and (r["restart"] or "0") == str(restart)
+                           for r in read_log(log))
 
     # 1. The warning signal a time limit or a preemption gives (SIGTERM to the batch shell only):
     #    the script forwards it, the daemon releases the running experiment, the job requeues itself.
-    wait_for(started(1), 60, "the first experiment", cluster)
+    wait_for(working(0), 60, "the pilot's first experiment", cluster)
     subprocess.run(["scancel", "--batch", "--signal=TERM", task], env=cluster.env(), check=True, timeout=30)
-    wait_for(lambda: cluster_restarts(cluster, task) >= 1 and squeue_states(cluster, task).get(task) == "RUNNING",
-             90, "the requeued pilot to run again", cluster)
+    wait_for(working(1), 90, "the requeued pilot to work again", cluster)
     # 2. A hard requeue (an administrator's, or preemption with PreemptMode=REQUEUE): Slurm signals
     #    every process of the job, workers included, and requeues it itself.
-    n = sum(r["event"] == "start" for r in read_log(log))
-    wait_for(started(n + 1), 60, "an experiment on the resumed pilot", cluster)
     subprocess.run(["scontrol", "requeue", task], env=cluster.env(), check=True, timeout=30)
     wait_for(lambda: _ended(cluster, job), 240, "the campaign to finish after two preemptions", cluster)
 
-    assert cluster_restarts(cluster, task) == 2
+    assert (cluster_restarts(cluster, task), cluster_restarts(cluster, other)) == (2, 0)
     a = _probe(layout, seeds)
-    assert (a["done"], a["lost"], a["run_twice"], a["overlapping"]) == (8, 0, 0, 0), a
+    assert (a["done"], a["lost"], a["run_twice"], a["overlapping"]) == (12, 0, 0, 0), a
     assert a["interrupted_starts"] >= 2, a   # both preemptions caught an experiment mid-way
     rows = read_rows(layout.leaderboard)
     assert sorted(r["config"]["seed"] for r in rows) == seeds and {r["status"] for r in rows} == {"done"}
     assert all(r["attempts"] == 1 for r in rows), [r.get("history") for r in rows]  # a release uses no attempt
     released = [e for e in read_events(layout) if e["event"] == "released"]
     assert len(released) >= 2 and queue.depth(layout) == 0 and not list(layout.exp.glob("*/claim"))
-    out = (layout.slurm_logs / f"{job}_0.out").read_text()
+    out = (layout.slurm_logs / f"{task}.out").read_text()
     assert out.count("requeueing job") == 2 and "restart 2" in out
+
+
+def _unique_ids(cluster, job) -> dict[str, str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-j", job, "-o", "%i %A"], env=cluster.env(),
+                         capture_output=True, text=True, timeout=30).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
 
 
 def cluster_restarts(cluster, job: str) -> int:

@@ -67,7 +67,10 @@ def test_script_runs_orze_in_the_background_and_forwards_one_term():
     handler = text.split("on_term() {", 1)[1].split("}", 1)[0]
     assert handler.strip().startswith("trap '' TERM")   # requeueing itself signals the script again
     assert text.index("module load cuda/12") < text.index("-m orze run")
-    assert 'scontrol requeue "$SLURM_JOB_ID"' in text and '[ ! -e "$STOP" ]' in text
+    # An array task requeues itself as <array>_<task>: its SLURM_JOB_ID may be the array's own id,
+    # which scontrol reads as every task of the array.
+    assert 'SELF="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in text
+    assert 'scontrol requeue "$SELF"' in text and '[ ! -e "$STOP" ]' in text
     srun = render_script(spec(topology="srun", nodes=2))
     assert "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --kill-on-bad-exit=0" in srun
     assert 'scancel --signal=TERM "${SLURM_JOB_ID}.0"' in srun
