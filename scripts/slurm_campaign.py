@@ -176,7 +176,7 @@ def main() -> int:
     print(f"leaderboard: {r['leaderboard_rows']} rows, {r['leaderboard_unique']} unique, {r['leaderboard_done']} "
           f"done; queue left {r['queue_left']}; requeues per pilot {r['requeues']}")
     for i, p in enumerate(r["preemptions"], 1):
-        secs = "n/a (all finished within the grace)" if p["seconds_to_queue"] is None else f"{p['seconds_to_queue']:.2f}s"
+        secs = "n/a (nothing still running after the grace)" if p["seconds_to_queue"] is None else f"{p['seconds_to_queue']:.2f}s"
         print(f"preemption {i} at {p['t']:.1f}s: {p['kind']:8s} {p['task']}: released {p['released']}, "
               f"signal -> back in queue {secs}")
     if a.json:
