@@ -18,6 +18,11 @@ until the last idea it released was back in the queue (runs/events.jsonl `releas
 
     python scripts/slurm_campaign.py [--ideas 48] [--pilots 3] [--slots 2] [--sleep 5]
                                      [--preemptions 4] [--every 10] [--json out.json]
+    python scripts/slurm_campaign.py --ideas 36 --pilots 1 --slots 1 --preemptions 0 --time 2 --lead 45
+
+The second form preempts by real time limits only: each pilot gets 2 minutes, the warning comes
+at most `lead` seconds before the end (Slurm may send it up to a minute earlier), the pilot
+releases and requeues itself, and starts again with a new 2 minutes.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from orze.store.events import read_events  # noqa: E402
 from orze.store.leaderboard import read_rows  # noqa: E402
 
 
-def setup(root: Path, sleep_s: float, slots: int, grace_s: float) -> Layout:
+def setup(root: Path, sleep_s: float, slots: int, grace_s: float, lead_s: int = 30) -> Layout:
     init_directory(root)
     layout = Layout.at(root)
     project = yaml.safe_load(layout.project_config.read_text())
@@ -53,7 +58,7 @@ def setup(root: Path, sleep_s: float, slots: int, grace_s: float) -> Layout:
     project["worker"] = {"command": [sys.executable, "-m", "orze.slurm.probe", "--sleep", str(sleep_s)]}
     project["scheduler"].update({"cpu_slots": slots, "poll_s": 0.2, "lease_s": 30, "heartbeat_s": 1,
                                  "shutdown_grace_s": grace_s, "max_attempts": 2})
-    project["slurm"] = {"signal_lead_s": 30, "until_idle": True, "gpus_per_node": 1}
+    project["slurm"] = {"signal_lead_s": lead_s, "until_idle": True, "gpus_per_node": 1}
     layout.project_config.write_text(yaml.safe_dump(project, sort_keys=False))
     return layout.ensure()
 
@@ -78,11 +83,12 @@ def restarts(cluster, task) -> int:
 
 
 def campaign(base: Path, ideas: int, pilots: int, slots: int, sleep_s: float, preemptions: int,
-             every_s: float, grace_s: float, seed: int, timeout_s: float) -> dict:
+             every_s: float, grace_s: float, seed: int, timeout_s: float, time_limit: str | None = None,
+             lead_s: int = 30) -> dict:
     rng = random.Random(seed)
     cluster = LocalSlurm(base / "slurm", cpus=max(8, pilots * 2), gpus=pilots).start()
     try:
-        layout = setup(base / "campaign", sleep_s, slots, grace_s)
+        layout = setup(base / "campaign", sleep_s, slots, grace_s, lead_s)
         env = cluster.env(dict(__import__("os").environ, PYTHONPATH=str(REPO)))
 
         def orze(*a):
@@ -92,7 +98,7 @@ def campaign(base: Path, ideas: int, pilots: int, slots: int, sleep_s: float, pr
         (base / "ideas.yaml").write_text(yaml.safe_dump([{"seed": s} for s in seeds]))
         orze("submit", str(base / "ideas.yaml"))
         t_submit = time.time()
-        out = orze("slurm", "submit", "--nodes", str(pilots))
+        out = orze("slurm", "submit", "--nodes", str(pilots), *(["--time", time_limit] if time_limit else []))
         job = out.split("submitted job ", 1)[1].split()[0]
         print(out.strip(), flush=True)
         injected = []
@@ -133,7 +139,7 @@ def campaign(base: Path, ideas: int, pilots: int, slots: int, sleep_s: float, pr
             p["seconds_to_queue"] = round(max(e["t"] for e in rel) - p["t"], 2) if rel else None
             p["t"] = round(p["t"] - t_submit, 1)
         return {
-            "ideas": ideas, "pilots": pilots, "slots_per_pilot": slots, "sleep_s": sleep_s, "grace_s": grace_s,
+            "ideas": ideas, "pilots": pilots, "time_limit": time_limit, "slots_per_pilot": slots, "sleep_s": sleep_s, "grace_s": grace_s,
             "wall_s": round(wall, 1),
             "done": probe["done"], "lost": probe["lost"], "run_twice": probe["run_twice"],
             "overlapping": probe["overlapping"], "interrupted_starts": probe["interrupted_starts"],
@@ -157,6 +163,9 @@ def main() -> int:
     ap.add_argument("--grace", type=float, default=2.0, help="scheduler.shutdown_grace_s")
     ap.add_argument("--preemptions", type=int, default=4)
     ap.add_argument("--every", type=float, default=10.0, help="seconds between preemptions")
+    ap.add_argument("--time", default=None, help="a real time limit per pilot (Slurm syntax, e.g. 2): "
+                                                 "its warning signal preempts too")
+    ap.add_argument("--lead", type=int, default=30, help="slurm.signal_lead_s")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--dir", type=Path, default=None, help="keep everything here (default: a temp dir)")
@@ -167,9 +176,11 @@ def main() -> int:
         return 2
     base = a.dir or Path(tempfile.mkdtemp(prefix="orze-slurm-campaign-"))
     base.mkdir(parents=True, exist_ok=True)
-    r = campaign(base, a.ideas, a.pilots, a.slots, a.sleep, a.preemptions, a.every, a.grace, a.seed, a.timeout)
+    r = campaign(base, a.ideas, a.pilots, a.slots, a.sleep, a.preemptions, a.every, a.grace, a.seed, a.timeout,
+                 a.time, a.lead)
     print(f"\n{r['ideas']} experiments on {r['pilots']} array pilots x {r['slots_per_pilot']} slots, "
-          f"{r['sleep_s']:g}s each, grace {r['grace_s']:g}s; {len(r['preemptions'])} preemptions; "
+          f"{r['sleep_s']:g}s each, grace {r['grace_s']:g}s; {len(r['preemptions'])} preemptions injected; "
+          f"time limit {r['time_limit'] or 'none'}; "
           f"{r['wall_s']:.0f}s wall")
     print(f"probe log: done {r['done']}, lost {r['lost']}, run twice {r['run_twice']}, on two workers at once "
           f"{r['overlapping']}, interrupted starts (released, then run again) {r['interrupted_starts']}")

@@ -185,10 +185,13 @@ def stop_cmd(root: Optional[Path] = RootOption,
         running = [s.job for s in active if s.state != "PENDING"]
         if pending:
             client.scancel(sorted({p.split("_")[0] if "[" in p else p for p in pending}), states="PENDING")
-        if running:
-            client.scancel(running, signal="TERM", batch_only=True)
     except client.SlurmError as e:
         raise fail(str(e))
+    for task in running:
+        try:
+            client.scancel([task], signal="TERM", batch_only=True)
+        except client.SlurmError as e:   # ending or being requeued just now: the marker holds it
+            console.print(f"[yellow]{task}:[/] {e}", highlight=False)
     lead = project.slurm.signal_lead_s or int(project.scheduler.shutdown_grace_s) + SIGNAL_MARGIN_S
     deadline = time.monotonic() + (lead if wait_s is None else wait_s)
     console.print(f"stopping {', '.join(ids)}: {len(running)} running pilot(s) signalled (SIGTERM to the batch "

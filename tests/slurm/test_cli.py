@@ -3,12 +3,10 @@ releases (rather than fails) an experiment whose worker a scheduler signalled wi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import yaml
 

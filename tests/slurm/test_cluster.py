@@ -129,6 +129,9 @@ def test_stop_ends_jobs_without_requeue_and_releases_work(clean_queue, tmp_path)
     job = _job_id(orze(cluster, "slurm", "submit", "--nodes", "2", "--forever", root=layout.root).stdout)
     log = default_log(layout.root)
     wait_for(lambda: sum(r["event"] == "start" for r in read_log(log)) >= 2, 60, "both pilots working", cluster)
+    st = json.loads(orze(cluster, "slurm", "status", "--json", root=layout.root).stdout)
+    assert {(p["job"], p["state"], p["daemon"], p["running"], p["verdict"]) for p in st["pilots"]} == {
+        (f"{job}_0", "RUNNING", "alive", 1, "ok"), (f"{job}_1", "RUNNING", "alive", 1, "ok")}
     out = orze(cluster, "slurm", "stop", "--wait", "60", root=layout.root).stdout
     assert "2 running pilot(s) signalled" in out and "scancel" not in out.split("signalled", 1)[1], out
     states = wait_for(lambda: _ended(cluster, job), 60, "the pilots to end", cluster)
@@ -141,6 +144,13 @@ def test_stop_ends_jobs_without_requeue_and_releases_work(clean_queue, tmp_path)
     assert len(beats) == 2 and all(b["stopped"] for b in beats)
     for task in (f"{job}_0", f"{job}_1"):
         assert "released back to the queue (shutdown)" in (layout.slurm_logs / f"{task}.out").read_text()
+    # A stopped pilot that comes back anyway (requeued by someone else) exits without starting orze run.
+    subprocess.run(["scontrol", "requeue", f"{job}_0"], env=cluster.env(), check=True, timeout=30)
+    wait_for(lambda: cluster_restarts(cluster, f"{job}_0") == 1 and _ended(cluster, job), 90,
+             "the requeued stopped pilot to end", cluster)
+    text = (layout.slurm_logs / f"{job}_0.out").read_text()
+    assert "(orze slurm stop): not starting" in text and text.count("orze run exited") == 1
+    assert queue.depth(layout) == 5
 
 
 def test_srun_topology_one_multinode_job(clean_queue, tmp_path):
