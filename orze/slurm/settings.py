@@ -126,3 +126,12 @@ class SlurmConfig(BaseModel):
             if "\n" in line:
                 raise ValueError(f"{line!r}: one line per entry")
         return lines
+
+    @field_validator("orze_args")
+    @classmethod
+    def _orze_args(cls, args: list[str]) -> list[str]:
+        for a in args:
+            if a.split("=", 1)[0] in ("--node", "--root", "-r", "--until-idle"):
+                raise ValueError(f"{a!r}: set by the script (every pilot needs its own node name from Slurm, "
+                                 "the root is the submitting directory; use slurm.until_idle)")
+        return args

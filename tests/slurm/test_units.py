@@ -35,7 +35,7 @@ def test_bad_values_are_refused_with_their_name():
     for bad, field in (({"time": "2h"}, "time"), ({"nodes": 0}, "nodes"), ({"topology": "mpi"}, "topology"),
                        ({"partion": "gpu"}, "partion"), ({"sbatch": ["--signal=B:USR1@60"]}, "sbatch"),
                        ({"sbatch": ["exclusive"]}, "sbatch"), ({"partition": "a b"}, "partition"),
-                       ({"mem": "lots"}, "mem")):
+                       ({"mem": "lots"}, "mem"), ({"orze_args": ["--node", "n1"]}, "orze_args")):
         with pytest.raises(ValidationError) as e:
             SlurmConfig(**bad)
         assert field in str(e.value)
