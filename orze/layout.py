@@ -151,6 +151,19 @@ class Layout:
         return self.runs / "report"
 
     @property
+    def slurm(self) -> Path:
+        """`orze slurm`: generated sbatch scripts; jobs/ (job-id records, stop markers); logs/."""
+        return self.runs / "slurm"
+
+    @property
+    def slurm_jobs(self) -> Path:
+        return self.slurm / "jobs"
+
+    @property
+    def slurm_logs(self) -> Path:
+        return self.slurm / "logs"
+
+    @property
     def tmp(self) -> Path:
         return self.runs / "tmp"
 

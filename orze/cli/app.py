@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "features",
     "analyze",
     "agent",
+    "slurm",
 ]
 
 for _name in COMMAND_MODULES:

@@ -11,6 +11,7 @@ import typer
 
 from orze.cli.common import RootOption, fail, layout_for
 from orze.config import ConfigError, load_project
+from orze.slurm.environment import node_name as slurm_node_name
 from orze.space import SpaceError, load_space
 
 
@@ -45,6 +46,7 @@ def register(app: typer.Typer) -> None:
         from orze.daemon.node import Daemon, RunBounds
 
         layout = layout_for(root)
+        node = node or slurm_node_name()  # inside a Slurm job: <SLURMD_NODENAME>-<job> (orze/slurm)
         try:
             project = load_project(layout)
             space = load_space(layout.space_config)

@@ -16,6 +16,15 @@ from orze.status import gather
 from orze.vocab import WorkerMode
 
 
+def slurm_note(node: dict) -> str:
+    """' · slurm job 1234_0 (requeued 2×)' for a daemon that runs in a Slurm job (orze/slurm)."""
+    sl = node.get("slurm")
+    if not isinstance(sl, dict) or not sl.get("job"):
+        return ""
+    restarts = sl.get("restart_count") or 0
+    return f" · slurm job {sl['job']}" + (f" (requeued {restarts}×)" if restarts else "")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(root: Optional[Path] = RootOption,
@@ -49,7 +58,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]node {n['node']}[/] ({'alive' if n['alive'] else 'gone'}, "
                           f"{n.get('mode', 'cold')} workers): utilisation {n.get('utilisation', 0):.1%} · "
                           f"idle with work queued {n.get('waiting_idle_fraction', 0):.1%}"
-                          + (f" · {mem}" if mem else ""))
+                          + (f" · {mem}" if mem else "") + slurm_note(n))
         if s["nodes"]:
             t = Table(title="slots")
             for c in ("node", "slot", "device", "worker", "running", "for", "jobs", "utilisation",

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from orze.daemon.accounting import node_utilisation
+from orze.slurm.environment import heartbeat_fields as slurm_heartbeat_fields
 from orze.store.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -47,4 +48,5 @@ def snapshot(d) -> dict[str, Any]:
                    for dev, c in ledger.capacity_mb.items()},
         "queue_view": {"entries": len(view), "list_s": round(view.list_s, 4)},
         "counters": dict(d.counters.__dict__),
+        "slurm": slurm_heartbeat_fields(),   # the Slurm job running this daemon, or None (orze/slurm)
     }

@@ -241,6 +241,12 @@ class Daemon:
                 self.transitions.release(r.entry, f"warm worker {r.pid} died before starting it")
                 self.scheduler.queue_view.invalidate()
                 continue
+            if self.stopping and code < 0 and r.stop_reason is None:
+                # Killed by a signal while we stop: a scheduler signalling the whole job (Slurm's
+                # requeue or preemption), not the experiment failing. Back, no attempt used.
+                self.transitions.release(r.entry, f"worker signalled ({-code}) while the node stops")
+                self.scheduler.queue_view.invalidate()
+                continue
             if not self.leases.owns(r):
                 self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
                 continue

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from orze.config import SchedulerConfig
+from orze.slurm.environment import allowed_gpus
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ class Slot:
 
 
 def detect_gpus() -> list[int]:
-    """Physical GPU indices through NVML; [] when there is no driver or no GPU. A node whose NVML
-    is present but broken says so (it would otherwise silently run as a CPU node)."""
+    """GPU indices through NVML, restricted to this process's allocation (CUDA_VISIBLE_DEVICES /
+    SLURM_JOB_GPUS), not the whole machine's; [] when there is no driver or no GPU. A node whose
+    NVML is present but broken says so (it would otherwise silently run as a CPU node)."""
     try:
         import pynvml
     except ImportError:
@@ -42,7 +44,7 @@ def detect_gpus() -> list[int]:
                     "scheduler.gpus to a list of GPU indices to use GPUs without NVML", type(e).__name__, e)
         return []
     try:
-        return list(range(pynvml.nvmlDeviceGetCount()))
+        return allowed_gpus(os.environ, pynvml.nvmlDeviceGetCount())
     except Exception as e:
         log.warning("NVML could not count GPUs (%s): this node runs on CPU slots", e)
         return []
