@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orze.agents.spec import AgentSpec
 from orze.agents.sweeps import SweepConfig
 from orze.layout import Layout
+from orze.notify.config import NotifyConfig
 
 
 class ConfigError(ValueError):
@@ -94,6 +95,7 @@ class ProjectConfig(_Section):
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     agents: list[AgentSpec] = Field(default_factory=list)
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
 
 

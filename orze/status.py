@@ -79,8 +79,11 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     agents = {name: t.as_dict() for name, t in summarise(layout).items()}
     for name, state in read_states(layout).items():
         agents.setdefault(name, {"agent": name})["host"] = state
+    from orze.notify.notifier import read_status as notify_status
+
     return {
         "agents": agents,
+        "notify": notify_status(layout),
         "queue": queue.depth(layout),
         "inbox": _count(layout.inbox),
         "rejected": _count(layout.rejected),

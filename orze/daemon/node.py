@@ -72,7 +72,8 @@ def default_node_id() -> str:
 class Daemon:
     def __init__(self, layout: Layout, project: ProjectConfig, space: Space, node: str | None = None,
                  bounds: RunBounds | None = None, slots: list[Slot] | None = None,
-                 on_event: Callable[[str], None] | None = None, agent_host: Any = None):
+                 on_event: Callable[[str], None] | None = None, agent_host: Any = None,
+                 notifier: Any = None):
         self.layout = layout.ensure()
         self.project, self.space = project, space
         self.sched = project.scheduler
@@ -100,6 +101,7 @@ class Daemon:
         self._lease_scans = 0
         self.passes = 0   # loop passes: event-driven, so about one per event or scan, never a spin
         self.agent_host = agent_host
+        self.notifier = notifier  # orze.notify.Notifier: derives events from files, sends in the background
         self._next_admit = 0.0
         self._next_beat = 0.0
         self._next_reap = 0.0
@@ -177,6 +179,11 @@ class Daemon:
                 self.agent_host.tick()
             except Exception as e:  # an agent problem must never take the daemon down
                 self.on_event(f"agent host error: {e}")
+        if self.notifier is not None:
+            try:
+                self.notifier.tick()
+            except Exception as e:  # nor may a notification problem
+                self.on_event(f"notifier error: {e}")
 
     def finished(self) -> bool:
         if self.stopping or self.bounds.max_experiments is not None:
