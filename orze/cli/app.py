@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "features",
     "analyze",
     "agent",
+    "dashboard",
 ]
 
 for _name in COMMAND_MODULES:
