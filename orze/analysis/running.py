@@ -13,8 +13,11 @@ a gain is within noise when it is below z * sqrt(2) * sigma.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+
+import orjson
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +32,15 @@ def finite_metric(row: dict[str, Any]) -> float | None:
     return float(m)
 
 
-def replicate_key(config: dict[str, Any] | None) -> str:
-    """Equal for two configurations that differ at most in their seed."""
+def replicate_key(config: dict[str, Any] | None) -> bytes:
+    """Equal for two configurations that differ at most in their seed: a 16-byte digest of the
+    canonical JSON (a long-running daemon holds one per distinct configuration)."""
     cfg = {k: v for k, v in (config or {}).items() if k != SEED and v is not None}
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        data = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:   # a value orjson cannot encode: the slower, forgiving encoder
+        data = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 @dataclass
@@ -64,7 +72,7 @@ class RunningBest:
     best_metric: float = -math.inf
     finished: int = 0                 # ranked (done, finite metric) runs seen
     since_best: int = 0               # ranked runs after the current best
-    _groups: dict[str, _Group] = field(default_factory=dict)
+    _groups: dict[bytes, _Group] = field(default_factory=dict)
     _dof: int = 0
     _m2: float = 0.0
 

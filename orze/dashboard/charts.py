@@ -66,14 +66,15 @@ def overview_png(rows: list[dict[str, Any]], curve: list[tuple[int, float]], met
         fig = _figure(9.5, 3.8)
         ax = fig.subplots()
         ys_all = [y for _, ys in by_agent.values() for y in ys]
+        size = 5 if len(pick) > 2000 else 22   # a young campaign's few runs stay visible
         for k, (agent, (xs, ys)) in enumerate(sorted(by_agent.items())):
-            ax.scatter(xs, ys, s=5, alpha=0.45, color=PALETTE[k % len(PALETTE)], label=agent, rasterized=True,
+            ax.scatter(xs, ys, s=size, alpha=0.45, color=PALETTE[k % len(PALETTE)], label=agent, rasterized=True,
                        linewidths=0)
         if curve:
             cx = [i + 1 for i, _ in curve] + [n]
             cy = [b for _, b in curve] + [curve[-1][1]]
             ax.step(cx, cy, where="post", color="black", lw=1.8, label="best so far")
-        lo = float(np.percentile(ys_all, 2)) if ys_all else 0.0
+        lo = float(np.percentile(ys_all, 2 if len(ys_all) > 50 else 0)) if ys_all else 0.0
         hi = max(ys_all) if ys_all else 1.0
         pad = 0.04 * (hi - lo + 1e-9)
         ax.set_ylim(lo - pad, hi + pad)

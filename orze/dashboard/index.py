@@ -142,6 +142,7 @@ class RunIndex:
         self.children: dict[str, list[str]] = {}
         self.facets: defaultdict[str, Counter] = defaultdict(Counter)
         self.config_dims: set[str] = set()
+        self._wide: set[str] = set()     # config dimensions with more than FACET_LIMIT values
         self.version = 0
         self.best = RunningBest()
         self.curve: list[tuple[int, float]] = []             # (row position, best so far) at each new best
@@ -197,16 +198,19 @@ class RunIndex:
         parent = row.get("parent")
         if parent:
             self.children.setdefault(str(parent), []).append(rid)
-        facets = self.facets
+        facets, wide = self.facets, self._wide
         for f in FILTER_FIELDS:
-            facets[f][text(row.get(f))] += 1
+            v = row.get(f)
+            facets[f][v if type(v) is str else text(v)] += 1
         for k, v in (row.get("config") or {}).items():
+            if k in wide:
+                continue   # a continuous dimension: filtered by a range, no list of values
             c = facets["cfg." + k]
             if not c:
                 self.config_dims.add(k)
-            t = v if type(v) is str else text(v)
-            if len(c) <= FACET_LIMIT or t in c:
-                c[t] += 1
+            c[v if type(v) is str else text(v)] += 1
+            if len(c) > FACET_LIMIT:
+                wide.add(k)
         if self.best.add(row) is not None:
             self.curve.append((i, self.best.best_metric))
         t = row.get("finished_at")

@@ -96,11 +96,13 @@ def campaign(tmp_path_factory) -> Layout:
     tmp = tmp_path_factory.mktemp("campaign")
     agent = {"name": "explorer", "policy": "random", "ideas_per_cycle": 3, "queue_limit": 20, "seed": 1,
              "budget_usd": 2.0, "options": {"subspace": {"d_model": 16, "num_layers": [1], "num_heads": [2],
-                                                           "epochs": [1], "seq_len": [8], "batch_size": [32, 64]}}}
+                                                           "epochs": [2], "seq_len": [8], "batch_size": [32, 64],
+                                                           "backbone": ["vjepa2", "dinov2_b"],
+                                                           "temporal_encoder": ["transformer"]}}}
     layout = make_research_dir(tmp / "campaign", project={"agents": [agent]})
     run_orze("agent", "explorer", "--cycles", "1", root=layout.root)
-    human = [{**FAST, "pooling": "mean", "idea_name": "mean pooling baseline"},
-             {**FAST, "pooling": "attention", "loss": "bce", "idea_name": "attention + bce"},
+    human = [{**FAST, "pooling": "mean", "epochs": 3, "idea_name": "mean pooling baseline"},
+             {**FAST, "pooling": "attention", "loss": "bce", "epochs": 3, "idea_name": "attention + bce"},
              {**FAST, "backbone": "siglip2", "idea_name": "no features for this one"},
              {**FAST, "pooling": "avg", "idea_name": "a typo"}]
     run_orze("submit", str(_write(tmp / "h.yaml", human)), root=layout.root, check=False)

@@ -199,3 +199,38 @@ def test_bad_config_names_the_field(tmp_path):
     layout.project_config.write_text("notify:\n  events: [new_bset]\n")
     with pytest.raises(ConfigError, match="notify.events"):
         load_project(layout)
+
+
+def test_poll_s_throttles_the_tick(layout, receiver):
+    n = Notifier(layout, "a", cfg(receiver.url, poll_s=3600))
+    assert n.tick() == []                        # the first look: the baseline
+    append_row(layout, row(0, 0.5)), append_row(layout, row(1, 0.6))
+    assert n.tick() == []                        # within poll_s: the files are not even read
+    assert [e.key for e in tick(n)] == ["new_best-r0001"]
+    n.close()
+
+
+def test_timeout_and_max_pending(layout, receiver):
+    receiver.delay_s = 2.0
+    c = cfg(receiver.url, retry_attempts=1, max_pending=1,
+            webhooks=[{"name": "hook", "url": receiver.url, "timeout_s": 0.3}])
+    n = Notifier(layout, "a", c)
+    tick(n)
+    for i in range(5):
+        append_row(layout, row(i, 0.1 * (i + 1)))
+    assert len(tick(n)) == 4
+    deadline = time.monotonic() + 10
+    while read_status(layout)["a"]["failed"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    n.close(timeout_s=0.1)
+    st = read_status(layout)["a"]
+    assert st["failed"] >= 1 and any("timed out" in f["error"] or "Timeout" in f["error"] for f in st["failures"])
+    assert st["dropped"] >= 1 and any("already pending" in f["error"] for f in st["failures"])
+
+
+def test_backoff_doubles_and_caps():
+    import random
+    from orze.notify.deliver import backoff_delay
+    rng = random.Random(0)
+    assert [backoff_delay(a, 2.0, 10.0, jitter=0) for a in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
+    assert all(1.6 <= backoff_delay(1, 2.0, 10.0, rng=rng) <= 2.4 for _ in range(50))
