@@ -105,12 +105,12 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="orze-bench-dashboard-")) if args.dir is None else args.dir
     root = tmp / "campaign"
+    t = time.perf_counter()
+    rows = synthetic_rows(args.rows, seed=0)
     if root.exists():
         shutil.rmtree(root)
     init_directory(root)
     layout = Layout.at(root).ensure()
-    t = time.perf_counter()
-    rows = synthetic_rows(args.rows, seed=0)
     write_leaderboard(layout.leaderboard, rows)
     print(f"leaderboard: {args.rows} rows, {layout.leaderboard.stat().st_size / 1e6:.1f} MB "
           f"(generated in {time.perf_counter() - t:.1f}s)")

@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from orze.layout import Layout
 from orze.store import queue
 
 HERE = Path(__file__).parent
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")   # never '..' or a path
 STREAM_POLL_S = 0.5
 STATE_POLL_S = 2.0
 TICK_S = 5.0
@@ -223,6 +225,8 @@ def create_app(layout: Layout, *, token: str | None = None, loopback_only: bool 
     def run_detail(request: Request):
         dash.index.refresh()
         run_id = request.path_params["run_id"]
+        if not RUN_ID.match(run_id):
+            return HTMLResponse("not a run id", status_code=404)
         row = dash.index.get(run_id)
         files = campaign.run_files(layout, run_id)
         if row is None and not files["exists"]:
@@ -254,6 +258,8 @@ def create_app(layout: Layout, *, token: str | None = None, loopback_only: bool 
         return Response(dash.overview_chart(), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     def chart_curves(request: Request):
+        if not RUN_ID.match(request.path_params["run_id"]):
+            return HTMLResponse("not a run id", status_code=404)
         files = campaign.run_files(layout, request.path_params["run_id"])
         hist = (files.get("metrics") or {}).get("history") or []
         return Response(curves_png(hist), media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -60,3 +60,10 @@ def test_cli_refuses_a_short_token_before_binding(layout):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "ORZE_DASHBOARD_TOKEN is too short" in out.stderr
     assert "short" not in out.stdout
+
+
+def test_run_ids_are_not_paths(layout):
+    c = TestClient(create_app(layout, token=None, loopback_only=True), base_url="http://127.0.0.1")
+    for bad in ("%2e%2e", ".hidden", "..%2F..%2Fetc"):   # a literal /run/.. is resolved by the client
+        assert c.get(f"/run/{bad}").status_code == 404, bad
+        assert c.get(f"/chart/run/{bad}/curves.png").status_code == 404, bad

@@ -231,5 +231,9 @@ def test_a_100000_row_leaderboard_pages(big_board, browser, tmp_path):
         wait(d).until(lambda d: image_loaded(d, "#overview-chart"))
         assert d.find_element(By.ID, "run-count").text == "100000"
         screenshot(d, "overview-100k", tmp_path)
+        d.get(s.url + "/analysis")      # analysed in the background; the page updates itself
+        wait(d, 300).until(lambda d: image_loaded(d, "#convergence") and image_loaded(d, "#entropy"))
+        assert "100000 finished runs analysed" in text_of(d, "content")
+        screenshot(d, "analysis-100k", tmp_path)
     finally:
         s.stop()
