@@ -8,6 +8,8 @@ Prints:
     pages (first, deep, sorted by a config dimension, filtered);
   - the same pages in headless Chromium: navigation start to the load event (HTML, CSS, script and
     the chart image), median of N;
+  - cold paths: the first request of a sort order or a filter not used before, the overview chart
+    redrawn after a new row, and a cached sort after a new row;
   - the server's resident memory (VmRSS) and its peak (VmHWM);
   - the delay from appending a row to runs/leaderboard.jsonl to its appearance in an open page
     (leaderboard sorted newest first, and the overview's run count), over K appends.
@@ -139,6 +141,21 @@ def main() -> None:
             tt, ff = [r[0] for r in res], [r[1] for r in res]
             print(f"{name:58} {statistics.median(tt):9.4f} {pct(tt, 95):7.4f} {statistics.median(ff):9.4f} "
                   f"{pct(ff, 95):7.4f} {res[-1][2]:9d}")
+        print("\ncold paths, seconds (full response):")
+        for name, path in (("leaderboard sorted by a dimension not sorted on before (dropout)",
+                            "/leaderboard?sort=cfg.dropout"),
+                           ("leaderboard with a filter not used before (weight_decay range)",
+                            "/leaderboard?cfg.weight_decay=0.001..0.01")):
+            print(f"  {name:66} {timed_get(port, path)[1]:.3f}")
+        redraw, page = [], []
+        for k in range(3):
+            append_row(layout, {**rows[-1], "id": f"bench-cold-{k}", "finished_at": time.time()})
+            time.sleep(0.3)
+            redraw.append(timed_get(port, "/chart/overview.png")[1])
+            page.append(timed_get(port, "/leaderboard?sort=cfg.learning_rate&desc=0&page=10")[1])
+        print(f"  {'overview chart redrawn after a new row (median of 3)':66} {statistics.median(redraw):.3f}")
+        print(f"  {'a cached sort after a new row (inserted in place; median of 3)':66} {statistics.median(page):.3f}")
+        rows.extend({**rows[-1], "id": f"bench-cold-{k}"} for k in range(3))
         m = mem(proc.pid)
         print(f"\nserver memory: {m['VmRSS']:.0f} MiB resident, peak {m['VmHWM']:.0f} MiB")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orze.analysis.running import RunningBest, finite_metric
+from orze.analysis.running import RunningBest
 from orze.store.leaderboard import Tail
 
 # Row fields offered for sorting and filtering beside the config dimensions (cfg.<name>).

@@ -29,7 +29,6 @@ import re
 import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from orze.layout import Layout

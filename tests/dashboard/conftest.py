@@ -4,7 +4,6 @@ and headless Chromium (Debian's chromium + chromium-driver) through Selenium."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
