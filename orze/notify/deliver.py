@@ -124,8 +124,12 @@ class WebhookSender:
                     and time.monotonic() < deadline:
                 self._cv.wait(0.05)
             self._closed = True
+            left, self._heap = self._heap, []
             self._cv.notify_all()
         self._thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
+        for _, _, event, tried in left:   # waiting for a retry when the process stops: say so
+            self._report(Outcome(self.webhook.name, event, False, max(tried, 1),
+                                 f"not delivered: stopped before try {tried + 1} of {self.attempts}"))
 
     def _report(self, outcome: Outcome) -> None:
         try:
@@ -167,8 +171,13 @@ class WebhookSender:
             log.info("notify: webhook %s failed (%s); try %d of %d in %.1fs", self.webhook.name, error,
                      attempt + 1, self.attempts, delay)
             with self._cv:
-                heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), event, attempt))
-                self._cv.notify()
+                closed = self._closed
+                if not closed:
+                    heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), event, attempt))
+                    self._cv.notify()
+            if closed:
+                self._report(Outcome(self.webhook.name, event, False, attempt,
+                                     f"{error}; not retried: stopped before try {attempt + 1} of {self.attempts}"))
             return
         log.warning("notify: webhook %s failed %d times for %s (%s); giving up", self.webhook.name,
                     attempt, event.key, error)

@@ -234,3 +234,15 @@ def test_backoff_doubles_and_caps():
     rng = random.Random(0)
     assert [backoff_delay(a, 2.0, 10.0, jitter=0) for a in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
     assert all(1.6 <= backoff_delay(1, 2.0, 10.0, rng=rng) <= 2.4 for _ in range(50))
+
+
+def test_a_retry_pending_at_shutdown_is_recorded(layout, receiver):
+    receiver.status = 500
+    n = Notifier(layout, "a", cfg(receiver.url, retry_attempts=4, retry_backoff_s=60, retry_max_backoff_s=60))
+    tick(n)
+    append_row(layout, row(0, 0.5)), append_row(layout, row(1, 0.6))
+    tick(n)
+    assert receiver.wait_for(lambda r: r.hits == 1)
+    n.close(timeout_s=0.2)
+    st = read_status(layout)["a"]
+    assert st["failed"] == 1 and "stopped before try 2 of 4" in st["failures"][0]["error"]
