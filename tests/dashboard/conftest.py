@@ -19,12 +19,37 @@ import yaml
 
 from orze.layout import Layout
 from orze.store.leaderboard import read_rows
+from tests.agents.servers import ScriptedServer
 from tests.conftest import make_research_dir, orze_env, run_orze
 
 CHROMIUM = os.environ.get("ORZE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ORZE_CHROMEDRIVER", "/usr/bin/chromedriver")
 FAST = {"epochs": 1, "d_model": 16, "num_heads": 2, "seq_len": 8}
 SCREENSHOTS = os.environ.get("ORZE_DASHBOARD_SCREENSHOTS")  # docs/img/dashboard when regenerating docs
+
+
+CLAUDE_REPLY = """Two ideas that use the video backbone:
+
+```yaml
+- idea_name: vjepa2 max pooling
+  rationale: max pooling keeps the abrupt change
+  backbone: vjepa2
+  temporal_encoder: transformer
+  pooling: max
+  epochs: 2
+  d_model: 16
+  num_heads: 2
+  seq_len: 8
+- idea_name: dinov2 last-frame
+  backbone: dinov2_b
+  temporal_encoder: transformer
+  pooling: last
+  epochs: 2
+  d_model: 16
+  num_heads: 2
+  seq_len: 8
+```
+"""
 
 
 def free_port() -> int:
@@ -98,8 +123,20 @@ def campaign(tmp_path_factory) -> Layout:
                                                            "epochs": [2], "seq_len": [8], "batch_size": [32, 64],
                                                            "backbone": ["vjepa2", "dinov2_b"],
                                                            "temporal_encoder": ["transformer"]}}}
-    layout = make_research_dir(tmp / "campaign", project={"agents": [agent]})
+    claude = {"name": "claude", "policy": "claude", "model": "claude-sonnet-4-6", "ideas_per_cycle": 2,
+              "queue_limit": 20, "budget_usd": 0.05, "options": {"timeout_s": 5.0, "backoff_s": 0.01, "retries": 3}}
+    layout = make_research_dir(tmp / "campaign", project={"agents": [agent, claude]})
     run_orze("agent", "explorer", "--cycles", "1", root=layout.root)
+    # The claude policy through the real Anthropic SDK against a local Messages-API server: its
+    # first answer is a 500 (retried), then two ideas.
+    with ScriptedServer("anthropic", [("status", 500), ("text", CLAUDE_REPLY)]) as llm:
+        proj = yaml.safe_load(layout.project_config.read_text())
+        proj["agents"][1]["options"]["base_url"] = llm.url
+        layout.project_config.write_text(yaml.safe_dump(proj, sort_keys=False))
+        out = subprocess.run([sys.executable, "-m", "orze", "agent", "claude", "--cycles", "1",
+                              "--root", str(layout.root)], env=orze_env({"ANTHROPIC_API_KEY": "sk-test-local"}),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
     human = [{**FAST, "pooling": "mean", "epochs": 3, "idea_name": "mean pooling baseline"},
              {**FAST, "pooling": "attention", "loss": "bce", "epochs": 3, "idea_name": "attention + bce"},
              {**FAST, "backbone": "siglip2", "idea_name": "no features for this one"},

@@ -97,8 +97,11 @@ def test_every_page_renders(campaign, server, browser, tmp_path):
     screenshot(d, "nodes", tmp_path)
 
     d.get(server.url + "/agents")
-    row = d.find_element(By.CSS_SELECTOR, "#agents tr:nth-child(2)").text
-    assert row.startswith("explorer") and "random" in row and "$2.00" in row
+    rows_text = texts(d, "#agents tr")
+    claude = next(r for r in rows_text if r.startswith("claude"))
+    explorer = next(r for r in rows_text if r.startswith("explorer"))
+    assert "random" in explorer and "$2.00" in explorer
+    assert "claude-sonnet-4-6" in claude and "$0.05" in claude and "1 (0 failed)" in claude
     screenshot(d, "agents", tmp_path)
 
     d.get(server.url + "/analysis")
