@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orze.agent_config import AgentSpec, SweepConfig
 from orze.layout import Layout
+from orze.notify.config import NotifyConfig
 from orze.slurm.settings import SlurmConfig
 from orze.vocab import WorkerMode
 
@@ -96,6 +97,7 @@ class ProjectConfig(_Section):
     agents: list[AgentSpec] = Field(default_factory=list)
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)   # orze slurm submit (orze/slurm/settings.py)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
 
 

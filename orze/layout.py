@@ -167,6 +167,19 @@ class Layout:
     def tmp(self) -> Path:
         return self.runs / "tmp"
 
+    @property
+    def notify(self) -> Path:
+        """Notifications: one marker per event key under sent/ (the node that creates it sends
+        it), and each node's delivery status, <node>.json."""
+        return self.runs / "notify"
+
+    @property
+    def notify_sent(self) -> Path:
+        return self.notify / "sent"
+
+    def notify_status(self, node: str) -> Path:
+        return self.notify / f"{node}.json"
+
     def ensure(self) -> "Layout":
         """Create the runs/ tree (idempotent). Configs are created by `orze init`, not here."""
         for d in (self.inbox, self.admitting, self.admitted, self.queue, self.rejected, self.fingerprints,

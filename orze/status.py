@@ -115,9 +115,12 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     startup = [r["startup_s"] for r in rows if isinstance(r.get("startup_s"), (int, float))]
     overheads = overhead_by_mode(rows[-OVERHEAD_WINDOW:])
     agents, sweeps = agent_status(layout, rows, now)
+    from orze.notify.notifier import read_status as notify_status
+
     return {
         "agents": agents,
         "sweeps": sweeps,
+        "notify": notify_status(layout),
         "queue": queue.depth(layout),
         "inbox": _count(layout.inbox),
         "rejected": _count(layout.rejected),

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "analyze",
     "agent",
     "slurm",
+    "dashboard",
 ]
 
 for _name in COMMAND_MODULES:

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run this node's daemon: admit ideas, schedule them on slots, record results."""
         from orze.daemon.display import Display
-        from orze.daemon.node import Daemon, RunBounds
+        from orze.daemon.node import Daemon, RunBounds, default_node_id
 
         layout = layout_for(root)
         node = node or slurm_node_name()  # inside a Slurm job: <SLURMD_NODENAME>-<job> (orze/slurm)
@@ -61,18 +61,23 @@ def register(app: typer.Typer) -> None:
                 host = make_agent_host(layout, node, project, space)
             except ValueError as e:  # a sweep rule naming an unknown dimension
                 raise fail(f"{layout.project_config}: {e}")
+        from orze.notify.notifier import make_notifier
+
+        notifier = make_notifier(layout, node or default_node_id(), project)
         display = Display(quiet=quiet)
         if not quiet:
             display.capture_logs(getattr(logging, log_level.value.upper()))
         daemon = Daemon(layout, project, space, node=node,
                         bounds=RunBounds(max_experiments, until_idle, once),
-                        on_event=display.event, agent_host=host)
+                        on_event=display.event, agent_host=host, notifier=notifier)
         daemon.install_signal_handlers()
         display.attach(daemon)
         try:
             counters = daemon.run()
         finally:
             display.close()
+            if notifier is not None:
+                notifier.close()
         c = counters
         print(f"orze run: started {c.started}, done {c.done}, failed {c.failed}, "
               f"misconfigured {c.misconfigured}, released {c.released}, admitted {c.admitted}, "

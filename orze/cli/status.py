@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]sweeps[/] {sw.get('bases', 0)} base(s) expanded · {sw.get('ideas', 0)} "
                           f"idea(s) of at most {sw.get('max_total', '?')} · {sw.get('runs', 0)} sweep run(s) "
                           f"recorded, {sw.get('done', 0)} done")
+        print_notify(s.get("notify") or {}, now)
         if s["misconfigured_runs"]:
             t = Table(title="misconfigured runs (off the ranking)")
             t.add_column("id")
@@ -113,3 +114,22 @@ def register(app: typer.Typer) -> None:
             for r in s["failures"]:
                 t.add_row(r["id"], error_summary(r.get("error"))[:200])
             console.print(t)
+
+
+def print_notify(notify: dict, now: float) -> None:
+    """Per node: notifications sent, failed (after retries), suppressed (rate limit), dropped; then
+    the recent delivery failures with their errors."""
+    for node, n in notify.items():
+        console.print(f"[bold]notifications[/] (node {node}): sent {n.get('sent', 0)} · "
+                      f"[red]failed {n.get('failed', 0)}[/] · suppressed {n.get('suppressed', 0)} · "
+                      f"dropped {n.get('dropped', 0)} · pending {n.get('pending', 0)}")
+    failures = sorted((f for n in notify.values() for f in (n.get("failures") or []) + (n.get("errors") or [])),
+                      key=lambda f: f.get("at") or 0)[-10:]
+    if failures:
+        t = Table(title="notification failures")
+        for c in ("when", "webhook", "event", "tries", "error"):
+            t.add_column(c)
+        for f in failures:
+            t.add_row(f"{now - (f.get('at') or now):.0f}s ago", str(f.get("webhook") or ""),
+                      str(f.get("key") or ""), str(f.get("attempts") or ""), str(f.get("error") or "")[:200])
+        console.print(t)

@@ -64,7 +64,8 @@ def default_node_id() -> str:
 class Daemon:
     def __init__(self, layout: Layout, project: ProjectConfig, space: Space, node: str | None = None,
                  bounds: RunBounds | None = None, slots: list[Slot] | None = None,
-                 on_event: Callable[[dict[str, Any]], None] | None = None, agent_host: Any = None):
+                 on_event: Callable[[dict[str, Any]], None] | None = None, agent_host: Any = None,
+                 notifier: Any = None):
         self.layout = layout.with_claim_method(project.scheduler.claim_method).ensure()
         self.project, self.space, self.sched = project, space, project.scheduler
         self.node = node or default_node_id()
@@ -83,6 +84,7 @@ class Daemon:
         self.leases = LeaseKeeper(self.layout, self.node, self.transitions, self.sched.lease_s)
         self.admitter = Admitter(self.layout, space, project.admission, self.node, transitions=self.transitions)
         self.agent_host = agent_host
+        self.notifier = notifier  # orze.notify.Notifier: derives events from files, sends in the background
         self.started_at = time.time()
         self.stopping, self.signals, self.stop_deadline = False, 0, None
         self._announce: tuple[str, float] | None = None   # a stop to record in the event log
@@ -161,6 +163,11 @@ class Daemon:
                 self.agent_host.tick()
             except Exception:  # an agent problem must never take the daemon down
                 log.exception("agent host failed; the daemon goes on")
+        if self.notifier is not None:
+            try:
+                self.notifier.tick()
+            except Exception:  # nor may a notification problem
+                log.exception("notifier failed; the daemon goes on")
 
     def finished(self) -> bool:
         if self.stopping or self.bounds.max_experiments is not None:
