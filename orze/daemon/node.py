@@ -417,8 +417,10 @@ class Daemon:
             return
         finished_at = time.time()
         metrics, effective = load_outputs(run_dir)
+        verification = None
         if code == 0 and metrics is not None and r.stop_reason is None:
-            status, error = judge_success(self.layout, entry, metrics, effective, require_effective=True)
+            status, error, verification = judge_success(self.layout, entry, metrics, effective,
+                                                        require_effective=True)
         else:
             status, error = "failed", classify(run_dir, code, r.stop_reason)
             error["log_tail"] = tail(run_dir / "train.log", 20) or tail(run_dir / "worker.out", 20)
@@ -428,6 +430,7 @@ class Daemon:
                         r.attempt)
         need, basis = self.estimates.pop(r.slot, (None, None))
         row["worker_mode"] = r.mode
+        row["verification"] = verification   # level and checks passed (issue 13)
         row["memory_estimate_mb"] = None if need is None else round(need, 1)
         row["memory_estimate_basis"] = basis
         record(self.layout, row, self._leaderboard_tail)

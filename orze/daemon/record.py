@@ -21,6 +21,7 @@ from orze.store.atomic import atomic_write_json
 from orze.store.claims import create_exclusive
 from orze.store.leaderboard import Tail, append_once
 from orze.store.queue import Entry
+from orze.daemon.expect import feature_expectations, run_context, split_expectations
 from orze.daemon.verify import verify_run
 
 # Failure classes that a plain retry may cure; the rest fail fast (or are healed, see heal).
@@ -123,14 +124,17 @@ def load_outputs(run_dir: Path) -> tuple[dict | None, dict | None]:
 
 
 def judge_success(layout: Layout, entry: Entry, metrics: dict, effective: dict | None,
-                  require_effective: bool) -> tuple[str, Any]:
-    findings = verify_run(entry.config, effective, metrics, expected_split_hashes(layout),
-                          require_effective)
-    if findings:
-        return "misconfigured", {"class": "misconfigured", "findings": findings}
+                  require_effective: bool) -> tuple[str, Any, dict[str, Any]]:
+    """(status, error, verification summary: level and checks passed, for the row)."""
+    builtin, spec = run_context(layout)
+    splits = split_expectations(layout) or {}
+    v = verify_run(entry.config, effective, metrics, splits.get("split_hashes"), require_effective,
+                   builtin=builtin, expect={**splits, **feature_expectations(layout, effective)}, spec=spec)
     if not isinstance(metrics.get("metric"), (int, float)):
-        return "failed", {"class": "no_metric", "message": "metrics.json has no numeric 'metric'"}
-    return "done", None
+        return "failed", {"class": "no_metric", "message": "metrics.json has no numeric 'metric'"}, v.summary()
+    if v.findings:
+        return "misconfigured", {"class": "misconfigured", "findings": v.findings}, v.summary()
+    return "done", None, v.summary()
 
 
 def record(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 
 import orjson
@@ -157,9 +158,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             gc.enable()
 
 
+def rankable(row: dict[str, Any]) -> bool:
+    """A finished, verified row with a finite metric. A NaN or infinite metric never enters the
+    ranking: NaN compares false with everything, so one in the sort would reorder the others."""
+    m = row.get("metric")
+    return (row.get("status") == RANKED_STATUS and isinstance(m, (int, float)) and not isinstance(m, bool)
+            and math.isfinite(m))
+
+
 def ranked(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished, verified runs best first by the validation metric; the test metric is never read."""
-    ok = [r for r in rows if r.get("status") == RANKED_STATUS and isinstance(r.get("metric"), (int, float))]
+    ok = [r for r in rows if rankable(r)]
     return sorted(ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
 
 

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash
@@ -64,6 +66,9 @@ class ExperimentData:
     splits: dict[str, SplitData]
     info: dict = field(default_factory=dict)   # what was loaded, for effective_config.json
     cache_hits: list[bool] = field(default_factory=list)  # per backbone, with a warm worker's cache
+    # Row 0 of each split, standardised but before sequence fitting (first backbone): the frames
+    # that reach the model are matched against it (orze.worker.evidence).
+    unfitted: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def positive_rate(self) -> float:
@@ -79,6 +84,33 @@ def read_split_table(clips_csv: Path) -> tuple[dict[str, list[str]], dict[str, i
     return ids, {c.clip_id: c.label for c in read_clips(clips_csv)}
 
 
+PROBE_ROWS = 3   # rows per split whose stored bytes are hashed for the daemon to recompute
+
+
+def labels_hash(ids: list[str], y) -> str:
+    """Hash of the (clip id, label) pairs as the worker holds them, order-free but pair-bound:
+    labels misaligned with their rows change it. The daemon computes it from features/clips.csv."""
+    pairs = sorted(f"{c}:{int(round(float(v)))}" for c, v in zip(ids, y))
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+def row_hash(row: np.ndarray) -> str:
+    """Hash of one clip's stored features as read (float32 bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(row, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def normalisation_evidence(train: torch.Tensor) -> dict:
+    """How far the standardised training features are from mean 0 / std 1 per dimension (over
+    non-constant dimensions): ~0 only if the statistics came from the training rows alone."""
+    flat = train.reshape(-1, train.shape[-1])
+    std, mean = torch.std_mean(flat.float(), dim=0)
+    live = std > 1e-3
+    if not bool(live.any()):
+        return {"train_mean_abs_max": 0.0, "train_std_dev_max": 0.0, "dims": 0}
+    return {"train_mean_abs_max": float(mean[live].abs().max()),
+            "train_std_dev_max": float((std[live] - 1).abs().max()), "dims": int(live.sum())}
+
+
 def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]],
                   device: torch.device) -> tuple[dict[str, torch.Tensor], dict]:
     """One backbone's splits as standardised float32 tensors on `device` (statistics from the
@@ -91,7 +123,10 @@ def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]],
     std = arrays["train"].std(dim=(0, 1)).clamp(min=1e-6)
     out = {s: ((arrays[s] - mean) / std).to(device) for s in SPLITS}
     info = {"backbone": backbone, "dim": store.dim, "frames": store.frames,
-            "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False))}
+            "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False)),
+            # the stored bytes of the first rows of each split as read, for the daemon to recompute
+            "rows": {s: [[ids[s][i], row_hash(arrays[s][i].numpy())]
+                         for i in range(min(PROBE_ROWS, len(ids[s])))] for s in SPLITS}}
     return out, info
 
 
@@ -125,7 +160,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         frames = info["frames"]
         for s in SPLITS:
             per_split[s].append(tensors[s])
-        feature_info.append(info)
+        feature_info.append({**info, "normalisation": normalisation_evidence(tensors["train"])})
     splits = {}
     for s in SPLITS:
         xs, mask = [], None
@@ -140,5 +175,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         "split_hashes": {s: split_hash(splits[s].ids) for s in SPLITS},
         "split_positives": {s: int(splits[s].y.sum().item()) for s in SPLITS},
         "stored_frames": frames,
+        "labels_hashes": {s: labels_hash(splits[s].ids, splits[s].y.cpu().tolist()) for s in SPLITS},
     }
-    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits)
+    unfitted = {s: per_split[s][0][0] for s in SPLITS if per_split[s] and len(per_split[s][0])}
+    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits, unfitted)
