@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class ExperimentData:
     # Row 0 of each split, standardised but before sequence fitting (first backbone): the frames
     # that reach the model are matched against it (orze.worker.evidence).
     unfitted: dict[str, torch.Tensor] = field(default_factory=dict)
+    evidence_s: float = 0.0   # seconds spent computing the evidence above (verification's cost)
 
     @property
     def positive_rate(self) -> float:
@@ -142,6 +144,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         ids, labels = read_split_table(layout.clips_csv)
     per_split: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
     feature_info = []
+    evidence_s = 0.0
     frames = None
     hits = []
     for b in backbones:
@@ -160,7 +163,9 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         frames = info["frames"]
         for s in SPLITS:
             per_split[s].append(tensors[s])
+        t_ev = time.perf_counter()
         feature_info.append({**info, "normalisation": normalisation_evidence(tensors["train"])})
+        evidence_s += time.perf_counter() - t_ev
     splits = {}
     for s in SPLITS:
         xs, mask = [], None
@@ -175,7 +180,10 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         "split_hashes": {s: split_hash(splits[s].ids) for s in SPLITS},
         "split_positives": {s: int(splits[s].y.sum().item()) for s in SPLITS},
         "stored_frames": frames,
-        "labels_hashes": {s: labels_hash(splits[s].ids, splits[s].y.cpu().tolist()) for s in SPLITS},
     }
+    t_ev = time.perf_counter()
+    info["labels_hashes"] = {s: labels_hash(splits[s].ids, splits[s].y.cpu().tolist()) for s in SPLITS}
+    evidence_s += time.perf_counter() - t_ev
     unfitted = {s: per_split[s][0][0] for s in SPLITS if per_split[s] and len(per_split[s][0])}
-    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits, unfitted)
+    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits, unfitted,
+                          evidence_s)

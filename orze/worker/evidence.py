@@ -19,6 +19,8 @@ Accumulators stay on the device (no synchronisation per step); `summary()` reads
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,6 +28,7 @@ import torch
 
 DROPOUT_STEPS_PER_EPOCH = 8   # dropout rates are measured on the first steps of each epoch
 MAX_LR_POINTS = 512           # the recorded lr trajectory is thinned to at most this many steps
+CHECK_ROWS = 8                # rows per batch compared for noise, and per evaluation for inputs
 
 
 def match_frames(fitted: torch.Tensor, stored: torch.Tensor) -> list[int]:
@@ -37,10 +40,23 @@ def match_frames(fitted: torch.Tensor, stored: torch.Tensor) -> list[int]:
     return [int(i) if float(v) <= 1e-4 else -1 for v, i in zip(best.values, best.indices)]
 
 
+def _timed(method):
+    """Accumulate the seconds spent in the recorder (its cost, reported as verify_s)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+    return wrapper
+
+
 class Recorder:
     def __init__(self, model: torch.nn.Module, device: torch.device,
                  unfitted: dict[str, torch.Tensor] | None = None):
         self.model, self.device = model, device
+        self.seconds = 0.0
         self.unfitted = unfitted or {}
         self.phase: str | None = None
         self._segment_scanned = False
@@ -77,6 +93,7 @@ class Recorder:
         self.determinism: float | None = None
 
     # --- hooks ----------------------------------------------------------------------------
+    @_timed
     def _on_model(self, module, args):
         ph = self.phase
         if ph not in self.modes:
@@ -95,6 +112,7 @@ class Recorder:
                 self._check_eval_input(xs)
 
     def _dropout_hook(self, name: str):
+        @_timed_hook(self)
         def hook(m, inp, out):
             d = self.dropouts[name]
             if self.phase == "train" and self.epoch_step < DROPOUT_STEPS_PER_EPOCH:
@@ -109,11 +127,12 @@ class Recorder:
                 d["eval_active"] += 1
         return hook
 
+    @_timed
     def _check_eval_input(self, xs) -> None:
         split_name, split, sl = self._eval_ctx
         self._eval_ctx = None     # the first batch of each evaluation is compared
         ref = split.x[0][sl]
-        n = min(ref.shape[0], xs[0].shape[0])
+        n = min(ref.shape[0], xs[0].shape[0], CHECK_ROWS)
         if xs[0].shape[1:] == ref.shape[1:]:
             self.eval_input_residual = torch.maximum(
                 self.eval_input_residual, (xs[0][:n].detach().float() - ref[:n].float()).abs().max().double())
@@ -138,6 +157,7 @@ class Recorder:
         if sl.start == 0:
             self._eval_ctx = (split_name, split, sl)
 
+    @_timed
     def begin_epoch(self, train) -> None:
         self.epoch_step = 0
         self._rows = 0
@@ -148,6 +168,7 @@ class Recorder:
         self.rows_per_epoch.append(self._rows)
 
     # --- per step -------------------------------------------------------------------------
+    @_timed
     def batch(self, idx: torch.Tensor, y_drawn: torch.Tensor, y_used: torch.Tensor,
               x_drawn: torch.Tensor, x_used: torch.Tensor, mask: torch.Tensor, mixup: bool) -> None:
         n = int(idx.shape[0])
@@ -158,11 +179,13 @@ class Recorder:
         soft = ((y_used > 1e-6) & (y_used < 1 - 1e-6)).any()
         self.mixed += soft.double()
         if not mixup and x_used.shape == x_drawn.shape:
-            m = mask.unsqueeze(-1)
-            diff = torch.where(m, x_used.float() - x_drawn.float(), torch.zeros((), device=x_used.device))
-            self.noise_sq += (diff.double() ** 2).sum()
+            k = CHECK_ROWS
+            m = mask[:k].unsqueeze(-1)
+            diff = torch.where(m, x_used[:k].float() - x_drawn[:k].float(), torch.zeros((), device=x_used.device))
+            self.noise_sq += (diff * diff).sum().double()
             self.noise_n += m.sum().double() * x_used.shape[-1]
 
+    @_timed
     def gradients(self) -> None:
         """After backward, before clipping: coverage and the gradient norm."""
         grads = []
@@ -174,12 +197,14 @@ class Recorder:
         self._pre = _total_norm(grads, self.device)
         self.pre_norm_max = torch.maximum(self.pre_norm_max, self._pre)
 
+    @_timed
     def clipped(self) -> None:
         """After clipping (or where clipping would be), before the optimiser steps."""
         post = _total_norm([p.grad for p in self.model.parameters() if p.grad is not None], self.device)
         self.post_norm_max = torch.maximum(self.post_norm_max, post)
         self.clip_gap = torch.maximum(self.clip_gap, self._pre - post)
 
+    @_timed
     def stepping(self, optimiser: torch.optim.Optimizer) -> None:
         """Just before optimiser.step(): the learning rates it is about to apply."""
         self.lr.append([float(g["lr"]) for g in optimiser.param_groups])
@@ -192,6 +217,7 @@ class Recorder:
             h.remove()
         self._hooks = []
 
+    @_timed
     def summary(self, optimiser: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
         trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         step = max(1, -(-len(self.lr) // MAX_LR_POINTS))
@@ -233,6 +259,19 @@ class Recorder:
                       "sampler_generator_seed": int(generator.initial_seed())},
             "determinism": self.determinism,
         }
+
+
+def _timed_hook(rec: "Recorder"):
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args):
+            t = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                rec.seconds += time.perf_counter() - t
+        return wrapper
+    return deco
 
 
 def _decayable(p: torch.nn.Parameter) -> bool:

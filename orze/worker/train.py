@@ -316,11 +316,13 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     val = binary_metrics(val_split.y.cpu().numpy(), predict(model, val_split, autocast, rec, "val"))
     # The test split is read exactly once, after selection, and never feeds back into it.
     test = binary_metrics(test_split.y.cpu().numpy(), predict(model, test_split, autocast, rec, "test"))
-    t_probe = time.time()
+    rec_s, t_probe = rec.seconds, time.time()
     rec.determinism = determinism_probe(model, val_split, autocast, rec)
     evidence = {"probes": probes, **rec.summary(optimiser, gen)}
     rec.close()
-    verify_s += time.time() - t_probe
+    # verification's cost in the worker: probes, the recorder's hooks and counters, the
+    # determinism probe, and the data-path evidence (row hashes are paid at load time)
+    verify_s += time.time() - t_probe + rec_s + data.evidence_s
     if dev.type == "cuda":
         # reserved, not allocated: what this process holds on the GPU (the packing budget)
         peak_mb = torch.cuda.max_memory_reserved(dev) / 2**20
