@@ -168,13 +168,13 @@ def _data(c, config, effective, ev, metrics, expect, tol, _):
                 f"oversample_ratio: positives were {share:.3f} of the drawn training rows; ratio "
                 f"{ratio:g} over a positive rate of {pos / max(n, 1):.3f} gives {exp:.3f}")
     alpha = float(config.get("mixup_alpha", 0.0))
-    mixed, batches = d["mixed_batches"], d["batches"]
+    mixed, batches = d["mixed_batches"], d.get("sampled_batches", d["batches"])
     if alpha > 0:
         c.check("data.mixup", batches > 0 and mixed >= 0.5 * batches,
-                f"mixup_alpha: {alpha:g} requested but only {mixed} of {batches} batches had mixed targets")
+                f"mixup_alpha: {alpha:g} requested but only {mixed} of {batches} sampled batches had mixed targets")
     else:
         c.check("data.mixup", mixed == 0,
-                f"mixup_alpha: 0 requested but {mixed} of {batches} batches had soft (mixed) targets")
+                f"mixup_alpha: 0 requested but {mixed} of {batches} sampled batches had soft (mixed) targets")
     noise = float(config.get("feature_noise", 0.0))
     seen = d["noise_std"]
     if alpha == 0:

@@ -103,9 +103,32 @@ def row_hash(row: np.ndarray) -> str:
 
 def normalisation_evidence(train: torch.Tensor) -> dict:
     """How far the standardised training features are from mean 0 / std 1 per dimension (over
-    non-constant dimensions): ~0 only if the statistics came from the training rows alone."""
+    non-constant dimensions): ~0 only if the statistics came from the training rows alone.
+
+    Memoised on the tensor itself while it is unmodified (its version counter): a warm worker's
+    cached tensors are measured once, and any in-place change is measured again."""
+    memo = getattr(train, "_orze_normalisation", None)
+    if memo is not None and memo[0] == train._version:
+        return dict(memo[1])
+    out = _normalisation(train)
+    train._orze_normalisation = (train._version, out)
+    return dict(out)
+
+
+def _normalisation(train: torch.Tensor) -> dict:
     flat = train.reshape(-1, train.shape[-1])
-    std, mean = torch.std_mean(flat.float(), dim=0)
+    n = flat.shape[0]
+    # Column sums and sums of squares as matrix products (BLAS; ~15x a reduction on CPU), in
+    # chunks of rows to bound the temporary.
+    s1 = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
+    s2 = torch.zeros_like(s1)
+    for start in range(0, n, 8192):
+        chunk = flat[start:start + 8192].float()
+        ones = torch.ones(1, chunk.shape[0], device=chunk.device)
+        s1 += (ones @ chunk).squeeze(0).double()
+        s2 += (ones @ (chunk * chunk)).squeeze(0).double()
+    mean = s1 / max(n, 1)
+    std = ((s2 - n * mean * mean).clamp(min=0) / max(n - 1, 1)).sqrt()
     live = std > 1e-3
     if not bool(live.any()):
         return {"train_mean_abs_max": 0.0, "train_std_dev_max": 0.0, "dims": 0}

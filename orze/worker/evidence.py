@@ -26,9 +26,13 @@ from typing import Any
 
 import torch
 
-DROPOUT_STEPS_PER_EPOCH = 8   # dropout rates are measured on the first steps of each epoch
+SAMPLED_STEPS = 8             # dropout rates, mixing, noise and gradient norms are measured on
+                              # the first steps of each epoch (counts, sizes, positives and
+                              # learning rates on every step)
 MAX_LR_POINTS = 512           # the recorded lr trajectory is thinned to at most this many steps
-CHECK_ROWS = 8                # rows per batch compared for noise, and per evaluation for inputs
+CHECK_ROWS = 8                # rows of each evaluation's input compared with the stored split
+NOISE_ROWS = 2                # rows per training batch whose added noise is measured
+DROPOUT_ROWS = 4              # rows per dropout call whose zeroed share is measured
 
 
 def match_frames(fitted: torch.Tensor, stored: torch.Tensor) -> list[int]:
@@ -59,11 +63,11 @@ class Recorder:
         self.seconds = 0.0
         self.unfitted = unfitted or {}
         self.phase: str | None = None
-        self._segment_scanned = False
+        self._last_phase: str | None = None
         self.modes = {"train": {"calls": 0, "wrong_mode": 0, "modules_wrong": 0},
                       "eval": {"calls": 0, "wrong_mode": 0, "modules_wrong": 0}}
         self.dropouts: dict[str, dict[str, Any]] = {}
-        zero = lambda: torch.zeros((), dtype=torch.float64, device=device)  # noqa: E731
+        zero = lambda: torch.zeros((), dtype=torch.float32, device=device)  # noqa: E731
         self._zero = zero
         self._hooks = [model.register_forward_pre_hook(self._on_model)]
         for name, m in model.named_modules():
@@ -80,11 +84,14 @@ class Recorder:
         self.drawn_pos = zero()
         self.mixed = zero()
         self.batches = 0
+        self.sampled_batches = 0
         self.noise_sq, self.noise_n = zero(), zero()
         self.lr: list[list[float]] = []
         self.pre_norm_max, self.post_norm_max = zero(), zero()
         self.clip_gap = zero()      # max over steps of (pre − post) norm: > 0 iff clipping acted
         self.grad_seen: set[str] = set()
+        self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._grads: list[torch.Tensor] = []
         self.train_seq: set[int] = set()
         self.eval_seq: set[int] = set()
         self.frames: dict[str, list[int]] = {}
@@ -102,8 +109,8 @@ class Recorder:
         want = ph == "train"
         rec["calls"] += 1
         rec["wrong_mode"] += int(module.training != want)
-        if not self._segment_scanned:
-            self._segment_scanned = True
+        if ph != self._last_phase:   # the first forward of a phase segment: every submodule
+            self._last_phase = ph
             rec["modules_wrong"] += sum(1 for m in module.modules() if m.training != want)
         xs = args[0] if args else None
         if isinstance(xs, (list, tuple)) and xs:
@@ -115,10 +122,10 @@ class Recorder:
         @_timed_hook(self)
         def hook(m, inp, out):
             d = self.dropouts[name]
-            if self.phase == "train" and self.epoch_step < DROPOUT_STEPS_PER_EPOCH:
-                x = inp[0].detach()
+            if self.phase == "train" and self.epoch_step < SAMPLED_STEPS:
+                x = inp[0].detach()[:DROPOUT_ROWS]
                 nz = x != 0
-                d["zeroed"] += ((out.detach() == 0) & nz).sum()
+                d["zeroed"] += ((out.detach()[:DROPOUT_ROWS] == 0) & nz).sum()
                 d["elements"] += nz.sum()
                 d["train_calls"] += 1
             elif self.phase == "train":
@@ -135,9 +142,9 @@ class Recorder:
         n = min(ref.shape[0], xs[0].shape[0], CHECK_ROWS)
         if xs[0].shape[1:] == ref.shape[1:]:
             self.eval_input_residual = torch.maximum(
-                self.eval_input_residual, (xs[0][:n].detach().float() - ref[:n].float()).abs().max().double())
+                self.eval_input_residual, (xs[0][:n].detach().float() - ref[:n].float()).abs().max())
         else:
-            self.eval_input_residual = torch.full((), float("inf"), dtype=torch.float64, device=self.device)
+            self.eval_input_residual = torch.full((), float("inf"), device=self.device)
         if split_name in self.unfitted and split_name not in self.frames and sl.start == 0:
             self.frames[split_name] = match_frames(xs[0][0].detach(), self.unfitted[split_name])
 
@@ -145,8 +152,6 @@ class Recorder:
     @contextlib.contextmanager
     def in_phase(self, phase: str):
         prev, self.phase = self.phase, phase
-        if prev != phase:
-            self._segment_scanned = False
         try:
             yield
         finally:
@@ -175,32 +180,35 @@ class Recorder:
         self.batch_sizes[n] += 1
         self._rows += n
         self.batches += 1
-        self.drawn_pos += y_drawn.sum().double()
-        soft = ((y_used > 1e-6) & (y_used < 1 - 1e-6)).any()
-        self.mixed += soft.double()
+        self.drawn_pos += y_drawn.sum()
+        if self.epoch_step >= SAMPLED_STEPS:
+            return
+        self.sampled_batches += 1
+        self.mixed += ((y_used > 1e-6) & (y_used < 1 - 1e-6)).any()
         if not mixup and x_used.shape == x_drawn.shape:
-            k = CHECK_ROWS
+            k = NOISE_ROWS
             m = mask[:k].unsqueeze(-1)
             diff = torch.where(m, x_used[:k].float() - x_drawn[:k].float(), torch.zeros((), device=x_used.device))
-            self.noise_sq += (diff * diff).sum().double()
-            self.noise_n += m.sum().double() * x_used.shape[-1]
+            self.noise_sq += (diff * diff).sum()
+            self.noise_n += m.sum() * x_used.shape[-1]
 
     @_timed
     def gradients(self) -> None:
         """After backward, before clipping: coverage and the gradient norm."""
-        grads = []
-        for name, p in self.model.named_parameters():
-            if p.grad is not None:
-                if name not in self.grad_seen:
-                    self.grad_seen.add(name)
-                grads.append(p.grad)
-        self._pre = _total_norm(grads, self.device)
+        if self.epoch_step >= SAMPLED_STEPS:
+            return
+        if len(self.grad_seen) < len(self._params):   # until every parameter has had a gradient
+            self.grad_seen.update(n for n, p in self._params if p.grad is not None)
+        self._grads = [p.grad for _, p in self._params if p.grad is not None]
+        self._pre = _total_norm(self._grads, self.device)
         self.pre_norm_max = torch.maximum(self.pre_norm_max, self._pre)
 
     @_timed
     def clipped(self) -> None:
         """After clipping (or where clipping would be), before the optimiser steps."""
-        post = _total_norm([p.grad for p in self.model.parameters() if p.grad is not None], self.device)
+        if self.epoch_step >= SAMPLED_STEPS:
+            return
+        post = _total_norm(self._grads, self.device)   # the same tensors, clipped in place
         self.post_norm_max = torch.maximum(self.post_norm_max, post)
         self.clip_gap = torch.maximum(self.clip_gap, self._pre - post)
 
@@ -237,6 +245,7 @@ class Recorder:
             "data": {"batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
                      "rows_per_epoch": self.rows_per_epoch, "rows_drawn": drawn,
                      "positives_drawn": int(self.drawn_pos), "batches": self.batches,
+                     "sampled_batches": self.sampled_batches,
                      "mixed_batches": int(self.mixed), "noise_std": noise,
                      "train_seq_len": sorted(self.train_seq), "eval_seq_len": sorted(self.eval_seq),
                      "frames": self.frames,
@@ -291,7 +300,7 @@ def _group(g: dict) -> dict[str, Any]:
 
 def _total_norm(grads: list[torch.Tensor], device) -> torch.Tensor:
     if not grads:
-        return torch.zeros((), dtype=torch.float64, device=device)
+        return torch.zeros((), device=device)
     norms = torch._foreach_norm([g.float() for g in grads]) if hasattr(torch, "_foreach_norm") \
         else [g.float().norm() for g in grads]
-    return torch.linalg.vector_norm(torch.stack(list(norms))).double()
+    return torch.linalg.vector_norm(torch.stack(list(norms)))
