@@ -5,7 +5,9 @@ Row schema (all keys always present; values may be null):
     metric (primary validation metric, e.g. val AP), test_metric (reported, never used to rank),
     val_auc, test_auc, config (canonical configuration), idea_name, agent, model, source, parent,
     priority, node, slot, admitted_at, started_at, finished_at (unix seconds), duration_s,
-    epochs_run, seed, error (failure class and message, or misconfiguration diffs), attempts
+    epochs_run, seed, error (failure class and message, or misconfiguration findings), attempts
+Rows recorded by the daemon also carry verification ({level: behavioural | self-reported,
+checks_passed, checks_total}; null when the run failed before it could be verified).
 
 Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
 never interleaved with another; readers skip a torn last line (a writer killed mid-write).
