@@ -98,7 +98,9 @@ def _modes(c, config, effective, ev, metrics, expect, tol, _):
                 f"mode: {m['wrong_mode']} of {m['calls']} {phase} forwards ran with the model not in "
                 f"{want} mode ({m['modules_wrong']} submodules in the wrong mode at phase starts)")
     det = ev.get("determinism")
-    c.check("eval.deterministic", number(det) and det <= 1e-5,
+    # fp32 on CPU is bit-identical; under bf16 autocast allow kernel non-determinism well below
+    # what dropout or noise produce (their differences are of order 1e-2 and more)
+    c.check("eval.deterministic", number(det) and det <= (1e-3 if tol == BF16_TOL else 1e-5),
             f"eval: evaluating the same rows twice gave outputs differing by {det!r}: evaluation is "
             f"stochastic (dropout or noise active)")
     res = ev["data"]["eval_input_residual"]
