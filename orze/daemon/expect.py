@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash
 from orze.layout import Layout
+
+if TYPE_CHECKING:
+    from orze.verification.metric import MetricSpec
 
 log = logging.getLogger(__name__)
 

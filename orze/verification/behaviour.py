@@ -252,7 +252,7 @@ def _optimisation(c, config, effective, ev, metrics, expect, tol, _):
             f"scheduler: applied learning rate {worst[1] if worst else None} at step "
             f"{worst[0] if worst else None}; {sched} from {base:g} over {total} steps gives "
             f"{worst[2] if worst else None}" if worst else
-            f"scheduler: no learning rate was recorded as applied")
+            "scheduler: no learning rate was recorded as applied")
     batches = ev["data"]["batches"]
     c.check("optimiser.steps", o["steps"] == batches and batches > 0,
             f"optimiser: {o['steps']} steps for {batches} training batches")
