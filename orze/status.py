@@ -130,6 +130,10 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
         "nodes": nodes,
         "failures": failures,
         "misconfigured_runs": misconfigured,
+        # done runs by verification level (rows recorded before levels existed: "unverified")
+        "verification": dict(Counter(
+            (r["verification"].get("level") if isinstance(r.get("verification"), dict) else None)
+            or "unverified" for r in rows if r.get("status") == "done")),
         "mean_startup_s": sum(startup) / len(startup) if startup else None,
         "overhead": overheads,
         "failure_classes": dict(Counter((r.get("error") or {}).get("class") for r in failures

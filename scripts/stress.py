@@ -48,8 +48,9 @@ effective = dict(config)
 seq = {"seq_len": config["seq_len"]}
 effective["sequence"] = {"train": seq, "eval": {"val": seq, "test": seq}}
 json.dump(effective, open(os.path.join(run, "effective_config.json"), "w"))
-json.dump({"metric_name": "val_ap", "metric": 0.5 + (config["seed"] % 97) / 1000, "test_metric": 0.1,
-           "selection": {"split": "val", "best_epoch": 1}, "history": [{"val_ap": 0.5}], "epochs_run": 1},
+ap = 0.5 + (config["seed"] % 97) / 1000
+json.dump({"metric_name": "val_ap", "metric": ap, "test_metric": 0.1,
+           "selection": {"split": "val", "best_epoch": 1}, "history": [{"val_ap": ap}], "epochs_run": 1},
           open(os.path.join(run, "metrics.json"), "w"))
 '''
 

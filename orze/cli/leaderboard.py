@@ -19,7 +19,16 @@ from orze.vocab import RunStatus
 
 FLAT_COLUMNS = ("rank", "id", "status", "metric", "test_metric", "backbone", "temporal_encoder",
                 "pooling", "loss", "learning_rate", "batch_size", "seq_len", "epochs", "agent", "source",
-                "duration_s", "error")
+                "duration_s", "verification", "checks_passed", "error")
+
+
+def verification_text(row: dict[str, Any]) -> str:
+    """'behavioural 46/46', 'self-reported 9/9', or '' for a row recorded before verification
+    levels existed (or a failed run, which was never verified)."""
+    v = row.get("verification")
+    if not isinstance(v, dict) or not v.get("level"):
+        return ""
+    return f"{v['level']} {v.get('checks_passed', 0)}/{v.get('checks_total', 0)}"
 
 
 def parse_where(items: list[str]) -> list[tuple[str, str]]:
@@ -80,6 +89,9 @@ def flat(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for col in FLAT_COLUMNS:
         v = row.get("rank") if col == "rank" else _value(row, col)
+        if col in ("verification", "checks_passed"):
+            ver = row.get("verification") if isinstance(row.get("verification"), dict) else {}
+            v = ver.get("level") if col == "verification" else ver.get("checks_passed")
         if col == "error":
             v = error_summary(row.get("error"))
         if isinstance(v, list):
@@ -175,7 +187,7 @@ def register(app: typer.Typer) -> None:
         metric_name = rows[0].get("metric_name") or "val_ap"
         table = Table(title=f"Leaderboard ({metric_name}; the test metric is never used for ranking)")
         cols = ["#", "id", metric_name, "test", "backbone", "encoder", "pooling", "loss", "lr", "bs",
-                "seq", "ep", "agent", "source", "time"] + (["mean ± std (n)"] if stats else []) \
+                "seq", "ep", "agent", "source", "time", "verified"] + (["mean ± std (n)"] if stats else []) \
             + (["status / reason"] if show_all else [])
         for c in cols:
             table.add_column(c, overflow="fold")
@@ -184,7 +196,8 @@ def register(app: typer.Typer) -> None:
             cells = [_fmt(f["rank"]), f["id"], _fmt(f["metric"]), _fmt(f["test_metric"]), _fmt(f["backbone"]),
                      _fmt(f["temporal_encoder"]), _fmt(f["pooling"]), _fmt(f["loss"]),
                      _fmt(f["learning_rate"]), _fmt(f["batch_size"]), _fmt(f["seq_len"]), _fmt(f["epochs"]),
-                     _fmt(f["agent"]), _fmt(f["source"]), f"{f['duration_s']:.0f}s" if f["duration_s"] else ""]
+                     _fmt(f["agent"]), _fmt(f["source"]), f"{f['duration_s']:.0f}s" if f["duration_s"] else "",
+                     verification_text(r)]
             if stats:
                 rep = r.get("replicates")
                 cells.append(f"{rep['mean']:.4f} ± {rep['std']:.4f} ({rep['n']})" if rep else "")

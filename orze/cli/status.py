@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from orze.cli.common import RootOption, console, layout_for
-from orze.cli.leaderboard import error_summary
+from orze.cli.leaderboard import error_summary, verification_text
 from orze.status import gather
 from orze.vocab import WorkerMode
 
@@ -43,9 +43,14 @@ def register(app: typer.Typer) -> None:
             f"{tp['overall_per_hour']:.1f} exp/h overall")
         if s["best"]:
             b = s["best"]
+            ver = verification_text(b)
             console.print(f"[bold]best[/] {b['id']} {b.get('metric_name')}={b['metric']:.4f} "
                           f"({json.dumps(b.get('config', {}).get('backbone'))}, "
-                          f"{b.get('config', {}).get('temporal_encoder')})")
+                          f"{b.get('config', {}).get('temporal_encoder')})"
+                          + (f" · verified {ver} checks passed" if ver else ""))
+        if s.get("verification"):
+            console.print("[bold]verification[/] " + " · ".join(
+                f"{level} {n}" for level, n in sorted(s["verification"].items())) + " (done runs by level)")
         for mode, o in s["overhead"].items():
             console.print(f"{mode} workers ({o['runs']} runs): claim → first step "
                           f"{o['claim_to_first_step_s']:.2f}s · overhead per experiment "

@@ -31,6 +31,7 @@ class Evidence:
     failure: dict[str, Any] | None        # failure.json
     findings: list[str] | None = None     # verification findings (for an attempt that succeeded)
     attempt: int = 1
+    verification: dict[str, Any] | None = None   # level and checks passed, for the row
 
     @property
     def succeeded(self) -> bool:
@@ -74,12 +75,12 @@ def classify(ev: Evidence) -> dict[str, Any]:
 def judge(ev: Evidence) -> Record:
     """The final status the evidence supports, before any retry."""
     if ev.succeeded:
-        if ev.findings:
-            return Record(RunStatus.MISCONFIGURED,
-                          {"class": FailureClass.MISCONFIGURED, "findings": list(ev.findings)})
         if not isinstance(ev.metrics.get("metric"), (int, float)):
             return Record(RunStatus.FAILED,
                           {"class": FailureClass.NO_METRIC, "message": "metrics.json has no numeric 'metric'"})
+        if ev.findings:
+            return Record(RunStatus.MISCONFIGURED,
+                          {"class": FailureClass.MISCONFIGURED, "findings": list(ev.findings)})
         return Record(RunStatus.DONE)
     return Record(RunStatus.FAILED, classify(ev))
 

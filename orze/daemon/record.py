@@ -10,12 +10,13 @@ source of truth and the row is the same object).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orze.daemon.expect import feature_expectations, run_context, split_expectations
 from orze.daemon.outcome import Evidence, Retry, decide
 from orze.daemon.verify import verify_run
-from orze.features.store import SPLITS, FeatureStoreError, read_clips, split_hash
 from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
 from orze.space import Space
 from orze.store.atomic import read_json_or_none
@@ -47,10 +48,12 @@ def gather(layout: Layout, entry: Entry, run_dir: Path, code: int, stop_reason: 
                   failure=read_json_or_none(run_dir / RUN_FAILURE), attempt=attempt)
     if not ev.succeeded:
         return ev
-    findings = verify_run(entry.config, read_json_or_none(run_dir / RUN_EFFECTIVE), metrics,
-                          expected_split_hashes(layout), require_effective=True)
-    return Evidence(code=code, stop_reason=stop_reason, metrics=metrics, failure=ev.failure,
-                    findings=findings, attempt=attempt)
+    effective = read_json_or_none(run_dir / RUN_EFFECTIVE)
+    builtin, spec = run_context(layout)
+    splits = split_expectations(layout) or {}
+    v = verify_run(entry.config, effective, metrics, splits.get("split_hashes"), require_effective=True,
+                   builtin=builtin, expect={**splits, **feature_expectations(layout, effective)}, spec=spec)
+    return replace(ev, findings=v.findings, verification=v.summary())
 
 
 def conclude(layout: Layout, transitions: Transitions, space: Space, max_attempts: int, r, code: int,
@@ -69,28 +72,10 @@ def conclude(layout: Layout, transitions: Transitions, space: Space, max_attempt
         error = {**error, "log_tail": log_tail(r.run_dir)}
     row = build_row(r.entry, decision.status, ev.metrics, node, r.slot, r.started_at, finished_at, error,
                     r.attempt)
-    row.update(worker_mode=str(r.mode), memory_estimate_mb=None if estimate is None else round(estimate[0], 1),
+    row.update(worker_mode=str(r.mode), verification=ev.verification, memory_estimate_mb=None if estimate is None else round(estimate[0], 1),
                memory_estimate_basis=None if estimate is None else estimate[1])
     transitions.record(row)
     return row
-
-
-def expected_split_hashes(layout: Layout) -> dict[str, str] | None:
-    """The daemon's own reading of features/clips.csv (independent of the worker's code): each
-    split's clip-id hash, or None if there is no clips.csv (a custom task). A clip listed in two
-    splits makes every run's check fail, as it should."""
-    if not layout.clips_csv.exists():
-        return None
-    try:
-        clips = read_clips(layout.clips_csv)
-    except FeatureStoreError:
-        return None
-    ids: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for c in clips:
-        ids[c.split].append(c.clip_id)
-    if len({c.clip_id for c in clips}) != len(clips):
-        return {s: "clips.csv lists a clip in more than one split" for s in SPLITS}
-    return {s: split_hash(v) for s, v in ids.items()}
 
 
 def build_row(entry: Entry, status: RunStatus, metrics: dict[str, Any] | None, node: str, slot: int,

@@ -1,6 +1,11 @@
-"""Run-time configuration verification: did what ran match what was asked? (DESIGN.md §5)
+"""Run-time verification: did what ran match what was asked? (DESIGN.md §5, §7; docs/verification.md)
 
-Pure functions over plain data. `verify_run` compares the requested canonical configuration with
+Pure functions over plain data. `verify_run` returns a `Verification`: the findings (each naming
+the field and the evidence), the names of the checks that passed, and the run's verification
+level: `behavioural` for the built-in worker, whose effective_config.json carries evidence
+observed during the run (probes, hooks, counters; checked by orze.verification.behaviour), or
+`self-reported` for a custom worker that supplies only the documented files. Every worker's
+metric passes the metric-integrity checks (orze.verification.metric). Besides, `verify_run` compares the requested canonical configuration with
 the effective configuration the worker read back from its built objects, and independently checks
 the evaluation protocol:
 - every requested dimension is reported and equal (floats to 1e-6 relative);
@@ -15,7 +20,31 @@ Any finding marks the run `misconfigured`, which keeps it off the ranking.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
+
+from orze.verification.behaviour import behaviour_checks
+from orze.verification.checks import Checks
+from orze.verification.metric import MetricSpec, metric_checks
+
+BEHAVIOURAL = "behavioural"
+SELF_REPORTED = "self-reported"
+
+
+@dataclass
+class Verification:
+    findings: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    level: str = SELF_REPORTED
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def summary(self) -> dict[str, Any]:
+        """What the leaderboard row carries."""
+        return {"level": self.level, "checks_passed": len(self.passed),
+                "checks_total": len(self.passed) + len(self.findings)}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -40,46 +69,62 @@ def config_diffs(requested: dict[str, Any], effective: dict[str, Any]) -> list[s
     return out
 
 
-def protocol_findings(effective: dict[str, Any], metrics: dict[str, Any],
-                      expected_hashes: dict[str, str] | None, sequences: bool = True) -> list[str]:
-    out = []
+def protocol_checks(effective: dict[str, Any], expected_hashes: dict[str, str] | None,
+                    sequences: bool = True) -> Checks:
+    """Split hashes against the daemon's own, and identical train/eval sequence handling."""
+    c = Checks()
     hashes = effective.get("split_hashes")
     if expected_hashes is not None:
         if not isinstance(hashes, dict):
-            out.append("split: the worker reported no split hashes")
+            c.fail("split: the worker reported no split hashes")
         else:
             for split, want in expected_hashes.items():
-                if hashes.get(split) != want:
-                    out.append(f"split: '{split}' clips differ from features/clips.csv "
-                               f"(hash {hashes.get(split)} != {want})")
-    sel = metrics.get("selection") or {}
-    if sel.get("split") != "val":
-        out.append(f"selection: made on split {sel.get('split')!r}; only 'val' may select")
-    history = metrics.get("history") or []
-    vals = [h.get("val_ap") for h in history]
-    if history and all(isinstance(v, (int, float)) for v in vals):
-        best = max(range(len(vals)), key=lambda i: (vals[i], -i)) + 1
-        if sel.get("best_epoch") != best:
-            out.append(f"selection: chose epoch {sel.get('best_epoch')} but the validation optimum "
-                       f"is epoch {best}")
+                c.check(f"split.{split}", hashes.get(split) == want,
+                        f"split: '{split}' clips differ from features/clips.csv "
+                        f"(hash {hashes.get(split)} != {want})")
     seq = effective.get("sequence") or {}
     train = seq.get("train")
     evals = seq.get("eval") or {}
     if not sequences:
         pass
     elif not train or not evals:
-        out.append("sequence: train/eval sequence handling not reported")
+        c.fail("sequence: train/eval sequence handling not reported")
     else:
         for split, ev in evals.items():
-            if ev != train:
-                out.append(f"sequence: {split} evaluation uses {ev} but training used {train}")
-    return out
+            c.check(f"sequence.{split}_as_train", ev == train,
+                    f"sequence: {split} evaluation uses {ev} but training used {train}")
+    return c
+
+
+def protocol_findings(effective: dict[str, Any], metrics: dict[str, Any],
+                      expected_hashes: dict[str, str] | None, sequences: bool = True,
+                      spec: MetricSpec = MetricSpec()) -> list[str]:
+    """Findings of the protocol checks and the selection checks (kept for callers of the old API)."""
+    sel = metric_checks(metrics, spec).findings
+    return protocol_checks(effective, expected_hashes, sequences).findings + \
+        [f for f in sel if f.startswith("selection:")]
 
 
 def verify_run(requested: dict[str, Any], effective: dict[str, Any] | None,
                metrics: dict[str, Any], expected_hashes: dict[str, str] | None,
-               require_effective: bool = True) -> list[str]:
+               require_effective: bool = True, *, builtin: bool = False,
+               expect: dict[str, Any] | None = None, spec: MetricSpec = MetricSpec()) -> Verification:
+    """Every check for one finished run. `builtin`: the run came from the built-in worker, so its
+    behavioural evidence is required and checked; `expect`: the daemon's expectations computed
+    from the research directory (orze.daemon.expect); `spec`: the metric being ranked."""
+    c = Checks()
+    expect = expect or {}
     if effective is None:
-        return ["effective_config.json missing: what ran cannot be verified"] if require_effective else []
-    return config_diffs(requested, effective) + protocol_findings(
-        effective, metrics, expected_hashes, sequences="seq_len" in requested)
+        if require_effective:
+            c.fail("effective_config.json missing: what ran cannot be verified")
+    else:
+        diffs = config_diffs(requested, effective)
+        c.check("config.requested_dimensions", not diffs, "")
+        c.findings = [f for f in c.findings if f] + diffs
+        c.extend(protocol_checks(effective, expected_hashes, sequences="seq_len" in requested))
+        if builtin:
+            c.extend(behaviour_checks(requested, effective, metrics, expect, spec.history_key))
+    c.extend(metric_checks(metrics, spec, expect.get("labels_hashes")))
+    level = BEHAVIOURAL if builtin and effective is not None and isinstance(effective.get("evidence"), dict) \
+        else SELF_REPORTED
+    return Verification(c.findings, c.passed, level)

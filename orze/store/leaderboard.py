@@ -5,7 +5,9 @@ Row schema (all keys always present; values may be null):
     metric (primary validation metric, e.g. val AP), test_metric (reported, never used to rank),
     val_auc, test_auc, config (canonical configuration), idea_name, agent, model, source, parent,
     priority, node, slot, admitted_at, started_at, finished_at (unix seconds), duration_s,
-    epochs_run, seed, error (failure class and message, or misconfiguration diffs), attempts
+    epochs_run, seed, error (failure class and message, or misconfiguration findings), attempts
+Rows recorded by the daemon also carry verification ({level: behavioural | self-reported,
+checks_passed, checks_total}; null when the run failed before it could be verified).
 
 Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
 never interleaved with another; readers skip a torn last line (a writer killed mid-write).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -158,9 +161,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             gc.enable()
 
 
+def rankable(row: dict[str, Any]) -> bool:
+    """A finished, verified row with a finite metric. A NaN or infinite metric never enters the
+    ranking: NaN compares false with everything, so one in the sort would reorder the others."""
+    m = row.get("metric")
+    return (row.get("status") == RANKED_STATUS and isinstance(m, (int, float)) and not isinstance(m, bool)
+            and math.isfinite(m))
+
+
 def ranked(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished, verified runs best first by the validation metric; the test metric is never read."""
-    ok = [r for r in rows if r.get("status") == RANKED_STATUS and isinstance(r.get("metric"), (int, float))]
+    ok = [r for r in rows if rankable(r)]
     return sorted(ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
 
 

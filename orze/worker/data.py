@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clips, split_hash
@@ -64,6 +67,10 @@ class ExperimentData:
     splits: dict[str, SplitData]
     info: dict = field(default_factory=dict)   # what was loaded, for effective_config.json
     cache_hits: list[bool] = field(default_factory=list)  # per backbone, with a warm worker's cache
+    # Row 0 of each split, standardised but before sequence fitting (first backbone): the frames
+    # that reach the model are matched against it (orze.worker.evidence).
+    unfitted: dict[str, torch.Tensor] = field(default_factory=dict)
+    evidence_s: float = 0.0   # seconds spent computing the evidence above (verification's cost)
 
     @property
     def positive_rate(self) -> float:
@@ -79,6 +86,56 @@ def read_split_table(clips_csv: Path) -> tuple[dict[str, list[str]], dict[str, i
     return ids, {c.clip_id: c.label for c in read_clips(clips_csv)}
 
 
+PROBE_ROWS = 3   # rows per split whose stored bytes are hashed for the daemon to recompute
+
+
+def labels_hash(ids: list[str], y) -> str:
+    """Hash of the (clip id, label) pairs as the worker holds them, order-free but pair-bound:
+    labels misaligned with their rows change it. The daemon computes it from features/clips.csv."""
+    pairs = sorted(f"{c}:{int(round(float(v)))}" for c, v in zip(ids, y))
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+def row_hash(row: np.ndarray) -> str:
+    """Hash of one clip's stored features as read (float32 bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(row, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def normalisation_evidence(train: torch.Tensor) -> dict:
+    """How far the standardised training features are from mean 0 / std 1 per dimension (over
+    non-constant dimensions): ~0 only if the statistics came from the training rows alone.
+
+    Memoised on the tensor itself while it is unmodified (its version counter): a warm worker's
+    cached tensors are measured once, and any in-place change is measured again."""
+    memo = getattr(train, "_orze_normalisation", None)
+    if memo is not None and memo[0] == train._version:
+        return dict(memo[1])
+    out = _normalisation(train)
+    train._orze_normalisation = (train._version, out)
+    return dict(out)
+
+
+def _normalisation(train: torch.Tensor) -> dict:
+    flat = train.reshape(-1, train.shape[-1])
+    n = flat.shape[0]
+    # Column sums and sums of squares as matrix products (BLAS; ~15x a reduction on CPU), in
+    # chunks of rows to bound the temporary.
+    s1 = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
+    s2 = torch.zeros_like(s1)
+    for start in range(0, n, 8192):
+        chunk = flat[start:start + 8192].float()
+        ones = torch.ones(1, chunk.shape[0], device=chunk.device)
+        s1 += (ones @ chunk).squeeze(0).double()
+        s2 += (ones @ (chunk * chunk)).squeeze(0).double()
+    mean = s1 / max(n, 1)
+    std = ((s2 - n * mean * mean).clamp(min=0) / max(n - 1, 1)).sqrt()
+    live = std > 1e-3
+    if not bool(live.any()):
+        return {"train_mean_abs_max": 0.0, "train_std_dev_max": 0.0, "dims": 0}
+    return {"train_mean_abs_max": float(mean[live].abs().max()),
+            "train_std_dev_max": float((std[live] - 1).abs().max()), "dims": int(live.sum())}
+
+
 def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]],
                   device: torch.device) -> tuple[dict[str, torch.Tensor], dict]:
     """One backbone's splits as standardised float32 tensors on `device` (statistics from the
@@ -91,7 +148,10 @@ def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]],
     std = arrays["train"].std(dim=(0, 1)).clamp(min=1e-6)
     out = {s: ((arrays[s] - mean) / std).to(device) for s in SPLITS}
     info = {"backbone": backbone, "dim": store.dim, "frames": store.frames,
-            "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False))}
+            "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False)),
+            # the stored bytes of the first rows of each split as read, for the daemon to recompute
+            "rows": {s: [[ids[s][i], row_hash(arrays[s][i].numpy())]
+                         for i in range(min(PROBE_ROWS, len(ids[s])))] for s in SPLITS}}
     return out, info
 
 
@@ -107,6 +167,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         ids, labels = read_split_table(layout.clips_csv)
     per_split: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
     feature_info = []
+    evidence_s = 0.0
     frames = None
     hits = []
     for b in backbones:
@@ -125,7 +186,9 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         frames = info["frames"]
         for s in SPLITS:
             per_split[s].append(tensors[s])
-        feature_info.append(info)
+        t_ev = time.perf_counter()
+        feature_info.append({**info, "normalisation": normalisation_evidence(tensors["train"])})
+        evidence_s += time.perf_counter() - t_ev
     splits = {}
     for s in SPLITS:
         xs, mask = [], None
@@ -141,4 +204,9 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         "split_positives": {s: int(splits[s].y.sum().item()) for s in SPLITS},
         "stored_frames": frames,
     }
-    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits)
+    t_ev = time.perf_counter()
+    info["labels_hashes"] = {s: labels_hash(splits[s].ids, splits[s].y.cpu().tolist()) for s in SPLITS}
+    evidence_s += time.perf_counter() - t_ev
+    unfitted = {s: per_split[s][0][0] for s in SPLITS if per_split[s] and len(per_split[s][0])}
+    return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits, unfitted,
+                          evidence_s)

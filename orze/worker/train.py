@@ -10,6 +10,7 @@ read back from the object that applies it (loss, pooling, optimiser, scheduler, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -29,10 +30,12 @@ from orze.space import check_idea, load_space
 from orze.store.atomic import atomic_write_json
 from orze.vocab import WorkerMode
 from orze.worker.cache import FeatureCache
-from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, load_experiment_data
+from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, labels_hash, load_experiment_data
+from orze.worker.evidence import Recorder
 from orze.worker.losses import build_loss
 from orze.worker.memory import peak_rss_mb, reset_peak_rss
 from orze.worker.model import ClipClassifier, build_model, describe_model
+from orze.worker.probes import loss_probe, padding_probe, pooling_probe
 
 EVAL_BATCH = 512
 
@@ -147,15 +150,33 @@ def build_scheduler(optimiser: torch.optim.Optimizer, name: str, total_steps: in
 # --- evaluation ------------------------------------------------------------------------------
 
 @torch.no_grad()
-def predict(model: ClipClassifier, split: SplitData, autocast) -> np.ndarray:
+def predict(model: ClipClassifier, split: SplitData, autocast, rec: Recorder | None = None,
+            name: str = "") -> np.ndarray:
     model.eval()
     out = []
-    for start in range(0, split.y.shape[0], EVAL_BATCH):
-        sl = slice(start, start + EVAL_BATCH)
-        with autocast():
-            logits = model([x[sl] for x in split.x], split.mask[sl])
-        out.append(logits.float().cpu())
+    phase = rec.in_phase("eval") if rec is not None else contextlib.nullcontext()
+    with phase:
+        for start in range(0, split.y.shape[0], EVAL_BATCH):
+            sl = slice(start, start + EVAL_BATCH)
+            if rec is not None:
+                rec.evaluating(name, split, sl)
+            with autocast():
+                logits = model([x[sl] for x in split.x], split.mask[sl])
+            out.append(logits.float().cpu())
     return torch.cat(out).numpy()
+
+
+DETERMINISM_ROWS = 64
+
+
+def determinism_probe(model: ClipClassifier, split: SplitData, autocast, rec: Recorder) -> float:
+    """Evaluate the first rows of `split` twice: any difference means evaluation is stochastic
+    (dropout or noise active at evaluation)."""
+    n = min(DETERMINISM_ROWS, split.y.shape[0])
+    head = SplitData([x[:n] for x in split.x], split.mask[:n], split.y[:n], split.ids[:n])
+    a = predict(model, head, autocast, rec, "determinism")
+    b = predict(model, head, autocast, rec, "determinism")
+    return float(np.abs(a - b).max()) if n else 0.0
 
 
 def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -231,6 +252,11 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     use_bf16 = dev.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else \
         (lambda: torch.autocast("cpu", enabled=False))
+    t_probe = time.time()
+    probes = {"loss": loss_probe(loss_fn), "pooling": pooling_probe(model.pooling, model.head.in_features, dev),
+              "padding": padding_probe(model, data.dims, int(train.mask.shape[1]), dev, autocast)}
+    rec = Recorder(model, dev, data.unfitted)
+    verify_s = time.time() - t_probe
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     log(f"device={dev} threads={torch.get_num_threads()} params={sum(p.numel() for p in model.parameters())} "
@@ -241,34 +267,42 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     stopper = EarlyStopper(config["patience"])
     first_step_at = None
     max_batch = 0
-    for epoch in range(config["epochs"]):
+    n_epochs, clip = config["epochs"], config["grad_clip"]
+    for epoch in range(n_epochs):
         model.train()
+        rec.begin_epoch(train)
         t_epoch, total, count = time.time(), 0.0, 0
         for idx in sampler.batches():
             idx = idx.to(dev)
-            xs, mask, y = augment([x[idx] for x in train.x], train.mask[idx], train.y[idx])
+            x_drawn, y_drawn = [x[idx] for x in train.x], train.y[idx]
+            xs, mask, y = augment(x_drawn, train.mask[idx], y_drawn)
+            rec.batch(idx, y_drawn, y, x_drawn[0], xs[0], mask, augment.mixup_alpha > 0)
             max_batch = max(max_batch, int(idx.shape[0]))
-            with autocast():
+            with rec.in_phase("train"), autocast():
                 logits = model(xs, mask)
             loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite training loss {loss.item()} at epoch {epoch + 1}")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            if config["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
+            rec.gradients()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            rec.clipped()
+            rec.stepping(optimiser)
             optimiser.step()
             scheduler.step()
             if first_step_at is None:
                 first_step_at = time.time()
             total += float(loss.detach()) * idx.shape[0]
             count += int(idx.shape[0])
-        val_scores = predict(model, data.splits["val"], autocast)
+        rec.end_epoch()
+        val_scores = predict(model, data.splits["val"], autocast, rec, "val")
         val = binary_metrics(data.splits["val"].y.cpu().numpy(), val_scores)
         history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_ap": val["ap"],
                         "val_auc": val["auc"], "lr": scheduler.get_last_lr()[0],
                         "seconds": time.time() - t_epoch})
-        log(f"epoch {epoch + 1}/{config['epochs']} loss={total / max(count, 1):.4f} "
+        log(f"epoch {epoch + 1}/{n_epochs} loss={total / max(count, 1):.4f} "
             f"val_ap={val['ap']:.4f} ({time.time() - t_epoch:.2f}s)")
         t_last_epoch = time.time()
         improved, stop = stopper.update(epoch + 1, val["ap"])
@@ -279,9 +313,17 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
             break
 
     model.load_state_dict(best_state)
-    val = binary_metrics(data.splits["val"].y.cpu().numpy(), predict(model, data.splits["val"], autocast))
+    val_split, test_split = data.splits["val"], data.splits["test"]
+    val = binary_metrics(val_split.y.cpu().numpy(), predict(model, val_split, autocast, rec, "val"))
     # The test split is read exactly once, after selection, and never feeds back into it.
-    test = binary_metrics(data.splits["test"].y.cpu().numpy(), predict(model, data.splits["test"], autocast))
+    test = binary_metrics(test_split.y.cpu().numpy(), predict(model, test_split, autocast, rec, "test"))
+    rec_s, t_probe = rec.seconds, time.time()
+    rec.determinism = determinism_probe(model, val_split, autocast, rec)
+    evidence = {"probes": probes, **rec.summary(optimiser, gen)}
+    rec.close()
+    # verification's cost in the worker: probes, the recorder's hooks and counters, the
+    # determinism probe, and the data-path evidence (row hashes are paid at load time)
+    verify_s += time.time() - t_probe + rec_s + data.evidence_s
     if dev.type == "cuda":
         # reserved, not allocated: what this process holds on the GPU (the packing budget)
         peak_mb = torch.cuda.max_memory_reserved(dev) / 2**20
@@ -294,6 +336,10 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         "metric_name": "val_ap", "metric": val["ap"], "val_ap": val["ap"], "val_auc": val["auc"],
         "test_metric": test["ap"], "test_ap": test["ap"], "test_auc": test["auc"],
         "selection": {"split": "val", "metric": "val_ap", "best_epoch": stopper.best_epoch},
+        # the rows each reported metric was computed on, as labels hashes (docs/verification.md)
+        "provenance": {"metric": {"split": "val", "labels_sha": labels_hash(val_split.ids, val_split.y.cpu().tolist())},
+                       "test_metric": {"split": "test",
+                                       "labels_sha": labels_hash(test_split.ids, test_split.y.cpu().tolist())}},
         "epochs_run": len(history), "history": history, "seed": seed,
         "seconds": time.time() - t_start,
         "startup_s": first - claimed_at,
@@ -302,7 +348,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         "timings": {
             "claimed_at": claimed_at, "worker_started_at": t_start, "first_step_at": first,
             "claim_to_first_step_s": first - claimed_at, "process_start_s": t_start - claimed_at,
-            "data_s": data_s, "train_s": train_s, "final_eval_s": finished_train_at - t_last_epoch,
+            "data_s": data_s, "train_s": train_s, "verify_s": verify_s, "final_eval_s": finished_train_at - t_last_epoch,
             "seconds_per_epoch": train_s / max(len(history), 1),
             "feature_cache": ("hit" if data.cache_hits and all(data.cache_hits) else
                               "miss" if cache is not None else "none"),
@@ -310,7 +356,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         },
     }
     effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, stopper,
-                                 config, data, max_batch, dev)
+                                 data, max_batch, dev, n_epochs, clip, evidence)
     atomic_write_json(run_dir / RUN_EFFECTIVE, effective)
     atomic_write_json(run_dir / RUN_METRICS, metrics)
     log(f"done val_ap={val['ap']:.4f} test_ap={test['ap']:.4f} best_epoch={stopper.best_epoch}")
@@ -318,9 +364,10 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
 
 
 def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler, augment: Augment,
-                     stopper: EarlyStopper, config: dict, data: ExperimentData, max_batch: int,
-                     dev) -> dict[str, Any]:
-    """What was actually built and run, read back from the objects (DESIGN.md §5)."""
+                     stopper: EarlyStopper, data: ExperimentData, max_batch: int,
+                     dev, epochs: int, grad_clip: float, evidence: dict[str, Any]) -> dict[str, Any]:
+    """What was actually built and run, read back from the objects and the loop's own bounds
+    (DESIGN.md §5), with the behavioural evidence of the run (`evidence`, docs/verification.md)."""
     groups = {g["name"]: g for g in optimiser.param_groups}
     train = data.splits["train"]
     eff: dict[str, Any] = {
@@ -331,15 +378,15 @@ def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler
         "max_batch_seen": max_batch,
         "scheduler": _SCHEDULER_NAMES[type(scheduler)],
         "seq_len": int(train.mask.shape[1]),
-        "epochs": config["epochs"],
+        "epochs": epochs,
         "patience": stopper.patience,
         "learning_rate": groups["decay"]["initial_lr"],
         "weight_decay": groups["decay"]["weight_decay"],
-        "grad_clip": config["grad_clip"],
+        "grad_clip": grad_clip,
         "oversample_ratio": sampler.oversample_ratio,
         "mixup_alpha": augment.mixup_alpha,
         "feature_noise": augment.feature_noise,
-        "seed": config["seed"],
+        "seed": int(sampler.generator.initial_seed()),
         "optimiser": {"class": type(optimiser).__name__,
                       "groups": {n: {"weight_decay": g["weight_decay"], "params": len(g["params"])}
                                  for n, g in groups.items()}},
@@ -347,9 +394,12 @@ def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler
         "sequence": {"train": {"mode": SEQUENCE_MODE, "seq_len": int(train.mask.shape[1])},
                      "eval": {split: {"mode": SEQUENCE_MODE, "seq_len": int(data.splits[split].mask.shape[1])}
                               for split in ("val", "test")}},
-        "eval_mode": {"dropout_off": True, "autocast": "bf16" if dev.type == "cuda" else "off"},
+        "eval_mode": {"dropout_off": evidence["modes"]["eval"]["wrong_mode"] == 0 and
+                      not any(d["eval_active"] for d in evidence["dropout"].values()),
+                      "autocast": "bf16" if dev.type == "cuda" else "off"},
         "device": str(dev),
         **data.info,
+        "evidence": evidence,
     }
     return eff
 

@@ -91,8 +91,9 @@ CUSTOM_WORKER = textwrap.dedent('''
     if mode == "liar":
         effective["pooling"] = "mean"
     effective["sequence"] = {{"train": {{"seq_len": config["seq_len"]}}, "eval": {{"val": {{"seq_len": config["seq_len"]}}}}}}
-    m = {{"metric_name": "val_ap", "metric": 0.5 + config["seed"] / 100, "test_metric": 0.1,
-         "selection": {{"split": "val", "best_epoch": 1}}, "history": [{{"val_ap": 0.5}}], "epochs_run": 1}}
+    ap = 0.5 + config["seed"] / 100
+    m = {{"metric_name": "val_ap", "metric": ap, "test_metric": 0.1,
+         "selection": {{"split": "val", "best_epoch": 1}}, "history": [{{"val_ap": ap}}], "epochs_run": 1}}
     json.dump(effective, open(os.path.join(run, "effective_config.json"), "w"))
     json.dump(m, open(os.path.join(run, "metrics.json"), "w"))
 ''')

@@ -70,7 +70,7 @@ def test_selection_on_test_split_is_caught():
     eff = {"sequence": {"train": {"seq_len": 8}, "eval": {"val": {"seq_len": 8}}}}
     findings = protocol_findings(eff, metrics, None)
     assert "selection: made on split 'test'; only 'val' may select" in findings
-    assert "selection: chose epoch 2 but the validation optimum is epoch 1" in findings
+    assert "selection: chose epoch 2 but the val_ap optimum of the history is epoch 1" in findings
 
 
 def test_missing_and_unreported_fields():

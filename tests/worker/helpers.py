@@ -7,7 +7,7 @@ import json
 
 import yaml
 
-from orze.daemon.record import expected_split_hashes
+from orze.daemon.expect import feature_expectations, split_expectations
 from orze.daemon.verify import verify_run
 from orze.space import check_idea, load_space
 from orze.worker.train import run_experiment
@@ -25,5 +25,11 @@ def run_config(layout, overrides: dict, tmp_path=None):
     (run_dir / "config.yaml").write_text(yaml.safe_dump(check.config))
     metrics = run_experiment(run_dir, layout, "cpu")
     effective = json.loads((run_dir / "effective_config.json").read_text())
-    findings = verify_run(check.config, effective, metrics, expected_split_hashes(layout))
-    return check.config, metrics, effective, findings
+    return check.config, metrics, effective, verify_built_in(layout, check.config, metrics, effective).findings
+
+
+def verify_built_in(layout, config, metrics, effective):
+    """The daemon's verification of a built-in worker's run (as record.gather does it)."""
+    splits = split_expectations(layout) or {}
+    return verify_run(config, effective, metrics, splits.get("split_hashes"), builtin=True,
+                      expect={**splits, **feature_expectations(layout, effective)})
