@@ -35,10 +35,9 @@ from orze.layout import Layout
 from orze.notify.config import NotifyConfig
 from orze.notify.deliver import Outcome, WebhookSender, post_json
 from orze.notify.detect import Event, RowEvents, agent_events, cluster_idle, disk_low, node_lost, queue_idle_event
-from orze.store.atomic import atomic_write_json
-from orze.store.claims import create_exclusive
+from orze.store.atomic import atomic_write_json, create_exclusive
 from orze.store.leaderboard import Tail
-from orze.store.lock import fs_now
+from orze.store.lease import fs_now
 
 log = logging.getLogger(__name__)
 
