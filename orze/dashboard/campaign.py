@@ -9,7 +9,6 @@ directory. Agent ledgers are summarised by orze.agents.ledger; states come from 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from orze.layout import RUN_CLAIM, RUN_CONFIG, RUN_EFFECTIVE, RUN_HEARTBEAT, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
 from orze.store import queue
+from orze.store.atomic import read_json_or_none
 from orze.store.leaderboard import iter_jsonl
 
 NODE_FRESH_S = 120.0
@@ -25,10 +25,7 @@ LOG_TAIL_BYTES = 32_000
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json_or_none(path, expect=None)
 
 
 def _age(path: Path, now: float) -> float | None:

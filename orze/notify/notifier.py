@@ -35,7 +35,7 @@ from orze.layout import Layout
 from orze.notify.config import NotifyConfig
 from orze.notify.deliver import Outcome, WebhookSender, post_json
 from orze.notify.detect import Event, RowEvents, agent_events, cluster_idle, disk_low, node_lost, queue_idle_event
-from orze.store.atomic import atomic_write_json, create_exclusive
+from orze.store.atomic import atomic_write_json, create_exclusive, read_json_or_none
 from orze.store.leaderboard import Tail
 from orze.store.lease import fs_now
 
@@ -80,11 +80,8 @@ def read_status(layout: Layout) -> dict[str, dict[str, Any]]:
     except OSError:
         return out
     for p in paths:
-        try:
-            obj = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(obj, dict):
+        obj = read_json_or_none(p)
+        if obj is not None:
             out[p.stem] = obj
     return out
 
