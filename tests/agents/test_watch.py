@@ -19,7 +19,7 @@ from orze.agents.host import read_states
 
 from .conftest import REPO
 
-LEASE_S = 6.0
+LEASE_S = 10.0  # the agent must be gone within it: stale after 5 s, checked each second, 2.5 s grace
 HOST = textwrap.dedent("""
     import sys, time
     from orze.agents.host import AgentHost
