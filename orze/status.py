@@ -9,7 +9,7 @@ from typing import Any
 
 from orze.layout import Layout
 from orze.store import queue
-from orze.store.atomic import read_json_or_none
+from orze.store.atomic import read_json_files
 from orze.store.leaderboard import ranked, read_rows
 from orze.vocab import RunStatus
 
@@ -104,10 +104,7 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     statuses = Counter(r.get("status") for r in rows)
     best = ranked(rows)[:1]
     nodes = []
-    for p in sorted(layout.nodes.glob("*.json")) if layout.nodes.exists() else []:
-        n = read_json_or_none(p)
-        if n is None:
-            continue
+    for _, n in read_json_files(layout.nodes):
         n["alive"] = (now - n.get("updated_at", 0)) < NODE_FRESH_S and not n.get("stopped")
         nodes.append(n)
     failures = [r for r in rows if r.get("status") == RunStatus.FAILED][-10:]

@@ -16,7 +16,7 @@ from typing import Any
 
 from orze.layout import RUN_CLAIM, RUN_CONFIG, RUN_EFFECTIVE, RUN_HEARTBEAT, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
 from orze.store import queue
-from orze.store.atomic import read_json_or_none
+from orze.store.atomic import read_json_files, read_json_or_none
 from orze.store.leaderboard import iter_jsonl
 
 NODE_FRESH_S = 120.0
@@ -39,14 +39,7 @@ def nodes(layout: Layout, now: float | None = None) -> list[dict[str, Any]]:
     """Every node's last heartbeat with its age and liveness, and each busy slot's lease age."""
     now = time.time() if now is None else now
     out = []
-    try:
-        paths = sorted(layout.nodes.glob("*.json"))
-    except OSError:
-        return out
-    for p in paths:
-        hb = _read_json(p)
-        if not isinstance(hb, dict):
-            continue
+    for p, hb in read_json_files(layout.nodes):
         age = _age(p, now)
         hb["age_s"] = age
         hb["alive"] = age is not None and age < NODE_FRESH_S and not hb.get("stopped")

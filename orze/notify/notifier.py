@@ -35,7 +35,7 @@ from orze.layout import Layout
 from orze.notify.config import NotifyConfig
 from orze.notify.deliver import Outcome, WebhookSender, post_json
 from orze.notify.detect import Event, RowEvents, agent_events, cluster_idle, disk_low, node_lost, queue_idle_event
-from orze.store.atomic import atomic_write_json, create_exclusive, read_json_or_none
+from orze.store.atomic import atomic_write_json, create_exclusive, read_json_files
 from orze.store.leaderboard import Tail
 from orze.store.lease import fs_now
 
@@ -74,16 +74,7 @@ def read_heartbeats(layout: Layout) -> list[tuple[dict[str, Any], float]]:
 
 def read_status(layout: Layout) -> dict[str, dict[str, Any]]:
     """Every node's notification status (runs/notify/<node>.json), for `orze status`."""
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        paths = sorted(layout.notify.glob("*.json"))
-    except OSError:
-        return out
-    for p in paths:
-        obj = read_json_or_none(p)
-        if obj is not None:
-            out[p.stem] = obj
-    return out
+    return {p.stem: obj for p, obj in read_json_files(layout.notify)}
 
 
 class Notifier:

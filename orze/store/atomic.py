@@ -8,7 +8,8 @@
   O_EXCL is doubtful, e.g. old NFS clients). The basis of every lease (orze.store.lease).
 - `append_line`: one record appended to a shared log in a single write(2), a short write refused
   (a full disk never leaves half a record without an error), fsynced. Callers hold the file's lock.
-- `read_json_or_none`: a JSON file's content if it exists and parses as the expected type.
+- `read_json_or_none` / `read_json_files`: a JSON file's content (every file's, in a directory) if it
+  exists and parses as the expected type.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ def read_json_or_none(path: Path, expect: type | None = dict) -> Any:
     if expect is not None and not isinstance(data, expect):
         return None
     return data
+
+
+def read_json_files(directory: Path, pattern: str = "*.json") -> list[tuple[Path, dict[str, Any]]]:
+    """Every readable JSON object in `directory` matching `pattern`, by name (heartbeats, status
+    files); a missing directory, an unreadable or torn file is left out."""
+    try:
+        paths = sorted(Path(directory).glob(pattern))
+    except OSError:
+        return []
+    return [(p, obj) for p in paths if (obj := read_json_or_none(p)) is not None]
 
 
 def create_exclusive(path: Path, data: bytes, method: Method = "excl", durable: bool = True) -> bool:
