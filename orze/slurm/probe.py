@@ -55,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     effective = dict(config)
     effective["sequence"] = {"train": {"seq_len": config.get("seq_len")},
                              "eval": {"val": {"seq_len": config.get("seq_len")}}}
-    metrics = {"metric_name": "val_ap", "metric": 0.5 + (int(config.get("seed", 0)) % 100) / 1000,
-               "test_metric": 0.1, "selection": {"split": "val", "best_epoch": 1},
-               "history": [{"val_ap": 0.5}], "epochs_run": 1}
+    metric = 0.5 + (int(config.get("seed", 0)) % 100) / 1000
+    # the metric is the history's value at the selected epoch (the daemon's metric-integrity check)
+    metrics = {"metric_name": "val_ap", "metric": metric, "test_metric": 0.1,
+               "selection": {"split": "val", "best_epoch": 1}, "history": [{"val_ap": metric}],
+               "epochs_run": 1}
     for name, obj in (("effective_config.json", effective), ("metrics.json", metrics)):
         tmp = run / f".{name}.tmp"
         tmp.write_text(json.dumps(obj))
