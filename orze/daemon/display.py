@@ -95,9 +95,10 @@ class Display:
         """Show Orze's log records at or above `level` (until `close`)."""
         self._handler = _ToDisplay(self, level)
         root = logging.getLogger("orze")
+        self._saved = (root.level, root.propagate)
         root.addHandler(self._handler)
-        root.setLevel(min(root.level or logging.WARNING, level))
-        root.propagate = False
+        root.setLevel(level)
+        root.propagate = False   # shown here, not a second time by Python's last-resort handler
 
     def line(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -120,7 +121,10 @@ class Display:
     def close(self) -> None:
         handler = getattr(self, "_handler", None)
         if handler is not None:
-            logging.getLogger("orze").removeHandler(handler)
+            root = logging.getLogger("orze")
+            root.removeHandler(handler)
+            root.setLevel(self._saved[0])
+            root.propagate = self._saved[1]
             self._handler = None
         if self.live is not None:
             self.live.update(self.render())

@@ -59,6 +59,7 @@ def test_display_shows_log_records_at_the_chosen_level():
         display.close()
     logging.getLogger("orze.daemon.warm").warning("after close")
     assert shown == ["warning: slot runs cold"]
+    assert logging.getLogger("orze").propagate   # restored: pytest's caplog and other handlers see records again
 
 
 def test_orze_run_log_level_is_wired(tmp_path):
