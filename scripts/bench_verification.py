@@ -31,6 +31,7 @@ def main() -> int:
     ap.add_argument("--root", type=Path, default=None, help="research directory (default: a temp dir)")
     args = ap.parse_args()
 
+    from orze.config import load_project
     from orze.daemon.outcome import judge
     from orze.daemon.record import gather
     from orze.layout import RUN_EFFECTIVE, Layout
@@ -43,6 +44,7 @@ def main() -> int:
                     str(args.experiments), "--quiet"], check=True, stdout=subprocess.DEVNULL)
     wall = time.time() - t0
     layout = Layout.at(root)
+    project = load_project(layout)   # what the daemon holds; not timed as verification
     rows = [r for r in read_rows(layout.leaderboard) if r.get("status") in ("done", "misconfigured")]
     print(f"demo campaign: {len(rows)} verified runs in {wall:.0f}s wall ({root})")
     print(f"{'run':32s} {'status':13s} {'exp s':>8s} {'worker s':>9s} {'daemon s':>9s} {'added %':>8s} "
@@ -54,7 +56,7 @@ def main() -> int:
         judge_s = []
         for _ in range(3):
             t = time.perf_counter()
-            judge(gather(layout, entry, run_dir, 0, None, 1))
+            judge(gather(layout, project, entry, run_dir, 0, None, 1))
             judge_s.append(time.perf_counter() - t)
         worker_s = float((r.get("timings") or {}).get("verify_s") or 0.0)
         total = worker_s + min(judge_s)

@@ -18,6 +18,7 @@ from orze.features.store import SPLITS, FeatureStoreError, open_store, read_clip
 from orze.layout import Layout
 
 if TYPE_CHECKING:
+    from orze.config import ProjectConfig
     from orze.verification.metric import MetricSpec
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,10 @@ def feature_expectations(layout: Layout, effective: dict[str, Any] | None) -> di
     return out
 
 
-def run_context(layout: Layout) -> tuple[bool, "MetricSpec"]:
-    """(whether runs come from the built-in worker, the ranked metric's spec) from configs/orze.yaml.
-    An unreadable project file (edited since the daemon started) is logged and read as the
-    defaults: the built-in worker and validation AP, the strictest reading."""
-    from orze.config import ConfigError, load_project
+def run_context(project: "ProjectConfig") -> tuple[bool, "MetricSpec"]:
+    """(whether runs come from the built-in worker, the ranked metric's spec), from the project the
+    daemon runs with (the configuration its workers were started with, read once)."""
     from orze.verification.metric import MetricSpec
 
-    try:
-        project = load_project(layout)
-    except ConfigError as e:
-        log.warning("verifying with the default worker and metric: %s", e)
-        return True, MetricSpec()
     name = project.task.metric
     return not project.worker.command, MetricSpec(name=name, history_key=name)

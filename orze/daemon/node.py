@@ -258,8 +258,8 @@ class Daemon:
                 self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
                 continue
             try:
-                row = conclude(self.layout, self.transitions, self.space, self.sched.max_attempts, r, code,
-                               estimate, self.node)
+                row = conclude(self.layout, self.project, self.transitions, self.space, r, code, estimate,
+                               self.node)
             except OSError as e:  # a full disk: keep the run claimed; its lease's expiry recovers it
                 log.error("%s: cannot record the result (%s); left claimed for recovery", r.entry.id, e)
                 continue

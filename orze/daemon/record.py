@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orze.config import ProjectConfig
 from orze.daemon.expect import feature_expectations, run_context, split_expectations
 from orze.daemon.outcome import Evidence, Retry, decide
 from orze.daemon.verify import verify_run
@@ -41,28 +42,28 @@ def log_tail(run_dir: Path, lines: int = 20) -> str:
     return tail(run_dir / RUN_LOG, lines) or tail(run_dir / RUN_OUTPUT, lines)
 
 
-def gather(layout: Layout, entry: Entry, run_dir: Path, code: int, stop_reason: str | None,
-           attempt: int) -> Evidence:
+def gather(layout: Layout, project: ProjectConfig, entry: Entry, run_dir: Path, code: int,
+           stop_reason: str | None, attempt: int) -> Evidence:
     metrics = read_json_or_none(run_dir / RUN_METRICS)
     ev = Evidence(code=code, stop_reason=stop_reason, metrics=metrics,
                   failure=read_json_or_none(run_dir / RUN_FAILURE), attempt=attempt)
     if not ev.succeeded:
         return ev
     effective = read_json_or_none(run_dir / RUN_EFFECTIVE)
-    builtin, spec = run_context(layout)
+    builtin, spec = run_context(project)
     splits = split_expectations(layout) or {}
     v = verify_run(entry.config, effective, metrics, splits.get("split_hashes"), require_effective=True,
                    builtin=builtin, expect={**splits, **feature_expectations(layout, effective)}, spec=spec)
     return replace(ev, findings=v.findings, verification=v.summary())
 
 
-def conclude(layout: Layout, transitions: Transitions, space: Space, max_attempts: int, r, code: int,
+def conclude(layout: Layout, project: ProjectConfig, transitions: Transitions, space: Space, r, code: int,
              estimate: tuple[float, str] | None, node: str) -> dict[str, Any] | None:
     """Decide and act on a finished attempt `r` (a supervisor.Running this node still owns):
     re-queue it for another attempt (None) or record it (its row)."""
     finished_at = time.time()
-    ev = gather(layout, r.entry, r.run_dir, code, r.stop_reason, r.attempt)
-    decision = decide(ev, r.entry.config, r.entry.fingerprint, space, max_attempts)
+    ev = gather(layout, project, r.entry, r.run_dir, code, r.stop_reason, r.attempt)
+    decision = decide(ev, r.entry.config, r.entry.fingerprint, space, project.scheduler.max_attempts)
     if isinstance(decision, Retry):
         if transitions.requeue(r.entry, decision.note, decision.healed):
             return None

@@ -24,10 +24,6 @@ LIST_LIMIT = 200
 LOG_TAIL_BYTES = 32_000
 
 
-def _read_json(path: Path) -> Any:
-    return read_json_or_none(path, expect=None)
-
-
 def _age(path: Path, now: float) -> float | None:
     try:
         return max(0.0, now - path.stat().st_mtime)
@@ -73,7 +69,7 @@ def rejections(layout: Layout, limit: int = LIST_LIMIT) -> tuple[int, list[dict[
         return 0, []
     out = []
     for n in names[:limit]:
-        rec = _read_json(layout.rejected / n)
+        rec = read_json_or_none(layout.rejected / n)
         if isinstance(rec, dict):
             rec["file"] = n
             out.append(rec)
@@ -137,8 +133,8 @@ def run_files(layout: Layout, run_id: str) -> dict[str, Any]:
         out["config_yaml"] = (d / RUN_CONFIG).read_text(encoding="utf-8")
     except OSError:
         out["config_yaml"] = None
-    out["effective"] = _read_json(d / RUN_EFFECTIVE)
-    out["metrics"] = _read_json(d / RUN_METRICS)
+    out["effective"] = read_json_or_none(d / RUN_EFFECTIVE)
+    out["metrics"] = read_json_or_none(d / RUN_METRICS)
     out["log_tail"] = None
     for name in (RUN_LOG, RUN_OUTPUT):
         try:

@@ -24,6 +24,7 @@ import orze.worker.losses as losses_mod
 import orze.worker.model as model_mod
 import orze.worker.pooling as pooling_mod
 import orze.worker.train as train_mod
+from orze.config import load_project
 from orze.daemon.outcome import judge
 from orze.daemon.record import gather
 from orze.space import check_idea, load_space
@@ -204,7 +205,7 @@ def run_idea(layout, overrides: dict) -> tuple[str, Any, dict, dict]:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(check.config))
     code = run_job(run_dir, layout, "cpu")
     entry = Entry(run_id, "fp", check.config, {}, time.time())
-    ev = gather(layout, entry, run_dir, code, None, 1)
+    ev = gather(layout, load_project(layout), entry, run_dir, code, None, 1)
     if not ev.succeeded:
         return "failed", ev.failure or {}, {}, check.config
     verdict = judge(ev)
