@@ -89,16 +89,27 @@ class AdmissionConfig(_Section):
     max_ideas_per_file: int = Field(default=200, ge=1)
 
 
+class StorageConfig(_Section):
+    group: str | None = Field(
+        default=None, description="group that may read runs/ (set-group-ID directories; records of what "
+                                  "agents gave become 0640 instead of 0600); null: the owner only")
+
+
 class ProjectConfig(_Section):
     task: TaskConfig = Field(default_factory=TaskConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     agents: list[AgentSpec] = Field(default_factory=list)
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)   # orze slurm submit (orze/slurm/settings.py)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
+
+    def bind(self, layout: Layout) -> Layout:
+        """`layout` as this project uses it: its claim method and its storage group."""
+        return layout.with_claim_method(self.scheduler.claim_method).with_group(self.storage.group)
 
 
 def load_project(layout: Layout) -> ProjectConfig:

@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
             space = load_space(layout.space_config)
         except (ConfigError, SpaceError) as e:
             raise fail(str(e))
-        layout = layout.with_claim_method(project.scheduler.claim_method)
+        try:
+            layout = project.bind(layout).ensure()
+        except ValueError as e:  # storage.group names no group here
+            raise fail(f"{layout.project_config}: {e}")
         if cpu_slots is not None:
             project.scheduler.cpu_slots = cpu_slots
         host = None

@@ -73,10 +73,14 @@ class LeaseKeeper:
             if run_dir.name in mine:
                 continue
             c = claims.read_claim(run_dir)
-            if c is None or (c.node == self.node and c.pid == os.getpid()):
+            if c is not None and c.node == self.node and c.pid == os.getpid():
                 continue
+            # An unreadable claim (empty or torn: a holder killed or out of space while creating
+            # it, by an older version or on a filesystem without hard links) is judged by its age
+            # like any other, so it delays the run by one lease period, never forever.
             if claims.lease_age(run_dir) > self.lease_s:
-                self.transitions.recover(run_dir, f"lease of node {c.node} expired")
+                who = f"node {c.node}" if c is not None else "an unreadable claim"
+                self.transitions.recover(run_dir, f"lease of {who} expired")
 
     def recover_own(self) -> None:
         host = socket.gethostname()

@@ -66,7 +66,7 @@ class Daemon:
                  bounds: RunBounds | None = None, slots: list[Slot] | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None, agent_host: Any = None,
                  notifier: Any = None):
-        self.layout = layout.with_claim_method(project.scheduler.claim_method).ensure()
+        self.layout = project.bind(layout).ensure()
         self.project, self.space, self.sched = project, space, project.scheduler
         self.node = node or default_node_id()
         self.bounds = bounds or RunBounds()
@@ -230,7 +230,7 @@ class Daemon:
 
     # --- running and finished experiments ----------------------------------------------------
     def supervise(self) -> None:
-        now = time.time()
+        now = time.monotonic()
         for r in self.table.running():
             if r.poll() is None and (why := overdue(r, now, self.sched.timeout_min * 60, self.sched.stall_min * 60)):
                 r.kill(why)

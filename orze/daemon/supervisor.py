@@ -110,7 +110,10 @@ class Running:
     started_at: float          # when the claim was made: the run's clock starts here
     attempt: int
     mode: WorkerMode = WorkerMode.COLD
-    last_progress: float = field(default_factory=time.time)
+    # Time limits and stalls run on this node's monotonic clock, so a wall-clock jump (NTP, a VM
+    # resumed) can neither fail a healthy run nor keep a dead one alive.
+    started_mono: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)
     last_log_size: int = -1
     stop_reason: str | None = None
 
@@ -134,7 +137,7 @@ class Running:
                 pass
         if size != self.last_log_size:
             self.last_log_size = size
-            self.last_progress = time.time()
+            self.last_progress = time.monotonic()
             return True
         return False
 
@@ -168,9 +171,10 @@ class Launcher:
 
 
 def overdue(r: Running, now: float, timeout_s: float, stall_s: float) -> FailureClass | None:
-    """Whether a running experiment passed its time limit or stopped making progress."""
+    """Whether a running experiment passed its time limit or stopped making progress; `now` is
+    time.monotonic()."""
     r.progressed()
-    if now - r.started_at > timeout_s:
+    if now - r.started_mono > timeout_s:
         return FailureClass.TIMEOUT
     if now - r.last_progress > stall_s:
         return FailureClass.STALLED

@@ -10,7 +10,9 @@ Rows recorded by the daemon also carry verification ({level: behavioural | self-
 checks_passed, checks_total}; null when the run failed before it could be verified).
 
 Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
-never interleaved with another; readers skip a torn last line (a writer killed mid-write).
+never interleaved with another; an unterminated fragment (a killed or out-of-space writer) gets a
+newline before the next record (orze.store.atomic.append_line), and readers skip torn and garbled
+lines and any second row for one id (a stalled write that landed after its lease was broken).
 `rebuild` regenerates the file from runs/exp/*/result.json, the source of truth.
 """
 
@@ -57,8 +59,21 @@ def append_row(layout: Layout, row: dict[str, Any]) -> None:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete leaderboard row (objects with an id)."""
-    return (r for r in iter_jsonl(path) if "id" in r)
+    """Every complete leaderboard row (objects with an id), each run once: the first row for an id.
+
+    A second row for one id can reach the file only from a write that stalled past its lock and
+    lease (a hung NFS client) and landed after another node had recorded the run; no lock can
+    fence a write already in the kernel, so every reader drops it here (and `rebuild` removes it)."""
+    seen: set[str] = set()
+    for r in iter_jsonl(path):
+        if "id" not in r:
+            continue
+        rid = str(r["id"])
+        if rid in seen:
+            log.warning("%s: a second row for run %s (a stalled write that landed late) ignored", path, rid)
+            continue
+        seen.add(rid)
+        yield r
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -121,6 +136,10 @@ class Tail:
         for raw in data[:end].split(b"\n"):
             row = _parse_line(raw)
             if row is not None and "id" in row:
+                if str(row["id"]) in self.ids:
+                    log.warning("%s: a second row for run %s (a stalled write that landed late) ignored",
+                                self.path, row["id"])
+                    continue
                 self.ids.add(str(row["id"]))
                 self.unread.append(row)
             elif row is None and raw.strip(b"\x00 \r\n"):
@@ -191,15 +210,21 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]):
 
 
 def rebuild(layout: Layout) -> int:
-    """Regenerate leaderboard.jsonl from the run directories; returns the number of rows."""
-    rows = []
+    """Regenerate leaderboard.jsonl from the run directories; returns the number of rows.
+
+    The scan runs without the lock (it may take minutes on a large campaign); the rows recorded
+    meanwhile are merged in under the lock, from the file being replaced, so a run recorded while
+    the rebuild runs is never dropped. Garbage, torn and duplicate lines are not carried over."""
+    by_id: dict[str, dict[str, Any]] = {}
     for result in sorted(layout.exp.glob(f"*/{RUN_RESULT}")):
         row = read_json_or_none(result)
         if row is not None and "id" in row:
-            rows.append(row)
+            by_id[str(row["id"])] = row
         elif row is None:
             log.warning("%s: unreadable; not on the rebuilt leaderboard", result)
-    rows.sort(key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
     with lock(layout):
+        for row in iter_rows(layout.leaderboard):
+            by_id.setdefault(str(row["id"]), row)
+        rows = sorted(by_id.values(), key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
         atomic_write_text(layout.leaderboard, "".join(row_line(r).decode() for r in rows))
     return len(rows)

@@ -72,7 +72,10 @@ class Lease:
         """Touch the beat file; its mtime (set by the file server) is the lease."""
         if self.beat is None:
             os.utime(self.path)
-        else:
+            return
+        try:
+            os.utime(self.beat)   # metadata only: renewing needs no free blocks on a full disk
+        except FileNotFoundError:
             with open(self.beat, "w") as f:
                 f.write(f"{time.time()}\n")
 
