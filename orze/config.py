@@ -108,8 +108,9 @@ class ProjectConfig(_Section):
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
 
     def bind(self, layout: Layout) -> Layout:
-        """`layout` as this project uses it: its claim method and its storage group."""
-        return layout.with_claim_method(self.scheduler.claim_method).with_group(self.storage.group)
+        """`layout` as this project uses it: its claim method, storage group and lease period."""
+        return layout.with_claim_method(self.scheduler.claim_method).with_group(self.storage.group) \
+            .with_lease(self.scheduler.lease_s)
 
 
 def load_project(layout: Layout) -> ProjectConfig:

@@ -29,6 +29,9 @@ class Layout:
     # The group that may read runs/ (the project's `storage.group`; None: the owner's primary group,
     # and records of what agents gave stay owner-only). See orze.store.permissions.
     group: str | None = None
+    # The project's `scheduler.lease_s`: how long a silent holder of anything (a claim, a lock)
+    # keeps it before others may take it over.
+    lease_s: float = 120.0
 
     @classmethod
     def at(cls, root: str | os.PathLike | None = None) -> "Layout":
@@ -39,6 +42,9 @@ class Layout:
 
     def with_group(self, group: str | None) -> "Layout":
         return replace(self, group=group)
+
+    def with_lease(self, lease_s: float) -> "Layout":
+        return replace(self, lease_s=lease_s)
 
     # --- configuration -------------------------------------------------------------------
     @property

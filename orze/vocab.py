@@ -43,6 +43,7 @@ class FailureClass(_Vocab):
     NO_METRICS = "no_metrics"          # exit 0 without metrics.json
     NO_METRIC = "no_metric"            # metrics.json without a numeric metric
     MISCONFIGURED = "misconfigured"    # ran, but not what the idea asked
+    FENCED = "fenced"                  # stopped itself: its lease lapsed (orze/worker/fence.py)
 
     @property
     def transient(self) -> bool:
@@ -79,3 +80,5 @@ class EventKind(_Vocab):
     LEASE_BROKEN = "lease_broken"    # a dead owner's idea re-queued by this node
     RECORDED_ON_RECOVERY = "recorded_on_recovery"
     REQUEUE_FAILED = "requeue_failed"
+    STORAGE_FAILING = "storage_failing"    # the shared directory refused a write: no new work
+    STORAGE_RECOVERED = "storage_recovered"

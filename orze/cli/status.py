@@ -64,6 +64,12 @@ def register(app: typer.Typer) -> None:
                           f"{n.get('mode', 'cold')} workers): utilisation {n.get('utilisation', 0):.1%} · "
                           f"idle with work queued {n.get('waiting_idle_fraction', 0):.1%}"
                           + (f" · {mem}" if mem else "") + slurm_note(n))
+            st = n.get("storage") or {}
+            if st.get("ok") is False:
+                console.print(f"  [bold red]storage failing[/] since "
+                              f"{time.strftime('%H:%M:%S', time.localtime(st.get('since') or now))} "
+                              f"({st.get('part')}: {st.get('error')}): no new work on this node until the "
+                              "directory is writable again (it resumes by itself)", highlight=False)
         if s["nodes"]:
             t = Table(title="slots")
             for c in ("node", "slot", "device", "worker", "running", "for", "jobs", "utilisation",

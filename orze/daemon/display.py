@@ -60,6 +60,11 @@ def render_event(e: dict[str, Any]) -> str | None:
     if kind == EventKind.NODE_STOPPING:
         return (f"stopping ({e.get('reason')}): no new work; running experiments get "
                 f"{e.get('grace_s', 0):g}s to finish, then are released")
+    if kind == EventKind.STORAGE_FAILING:
+        return (f"storage failing ({e.get('part')}: {e.get('error')}): no new work until the shared "
+                f"directory is writable again; leases kept, running experiments go on")
+    if kind == EventKind.STORAGE_RECOVERED:
+        return f"storage writable again after {e.get('after_s', 0):.0f}s: resuming"
     if kind == EventKind.NODE_STARTED:
         return f"node {e.get('node')} started: {len(e.get('slots') or [])} slot(s), {e.get('mode')} workers"
     return None

@@ -4,10 +4,15 @@
   no longer this node's (another node presumed it dead during a stall longer than the lease): the
   caller stops those copies; their results are never recorded.
 - `break_expired` re-queues (or records, if its result.json exists) every run whose owner's lease
-  expired, through orze.store.transitions. Runs the leaderboard shows as recorded are skipped (one
+  expired, through orze.store.transitions, this node's own included: a run it could neither record
+  nor release (a full disk) is not running here (`mine`), so its unrenewed claim expires and is
+  recovered like a dead node's. Runs the leaderboard shows as recorded are skipped (one
   directory listing instead of a stat per run: 100,000 finished runs are 100,000 metadata round
   trips on Lustre), except on every FULL_SCAN_EVERY-th scan, which also releases claims a crashed
   node left on runs it had recorded.
+- `Renewer` renews them from a thread of its own as well, so a loop that waits (for a lock whose
+  holder froze, on a slow mount) never lets this node's leases lapse; it stops renewing when the
+  loop has made no pass for STUCK_PASSES lease periods (a wedged daemon must not hold runs forever).
 - `recover_own` runs once at start-up: claims this node holds belong to workers of a previous
   incarnation; their orphaned workers (own sessions) are killed and the runs recovered.
 """
@@ -18,6 +23,8 @@ import logging
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 from orze.daemon.supervisor import Running
@@ -28,6 +35,7 @@ from orze.store.transitions import Transitions
 log = logging.getLogger(__name__)
 
 FULL_SCAN_EVERY = 10      # lease scans between full scans (which also look into recorded runs)
+STUCK_PASSES = 5          # lease periods without a loop pass after which the Renewer lets go
 
 
 def claimed_dirs(layout: Layout, skip: set[str] | None = None) -> list[Path]:
@@ -73,8 +81,6 @@ class LeaseKeeper:
             if run_dir.name in mine:
                 continue
             c = claims.read_claim(run_dir)
-            if c is not None and c.node == self.node and c.pid == os.getpid():
-                continue
             # An unreadable claim (empty or torn: a holder killed or out of space while creating
             # it, by an older version or on a filesystem without hard links) is judged by its age
             # like any other, so it delays the run by one lease period, never forever.
@@ -111,3 +117,32 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class Renewer:
+    """Renews the claims of `running()` (the daemon's running experiments) every `every_s` seconds
+    from a daemon thread, while `last_pass()` (monotonic time of the loop's last pass) is recent."""
+
+    def __init__(self, keeper: LeaseKeeper, running, last_pass, every_s: float):
+        self.keeper, self.running, self.last_pass, self.every_s = keeper, running, last_pass, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="orze-lease-renewer", daemon=True)
+
+    def start(self) -> "Renewer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            if time.monotonic() - self.last_pass() > STUCK_PASSES * self.keeper.lease_s:
+                continue  # the loop is wedged: let the leases lapse so other nodes take over
+            try:
+                for r in list(self.running()):
+                    if self.keeper.owns(r):
+                        claims.beat(r.run_dir)
+            except Exception as e:  # never let the thread die: the loop renews too
+                log.warning("lease renewal thread: %s", e)

@@ -164,7 +164,10 @@ class Launcher:
                                                   "claimed_at": claimed_at, "run_id": entry.id})
             mode = WorkerMode.WARM
         else:
-            argv = (list(self.cfg.command) + [str(run_dir)]) if self.cfg.command else builtin_command(run_dir)
+            # A custom command runs under the fence (orze/worker/fence.py), which stops it when
+            # its lease lapses; the built-in worker fences itself.
+            argv = ([sys.executable, "-m", "orze.worker.fence", "--", *self.cfg.command, str(run_dir)]
+                    if self.cfg.command else builtin_command(run_dir))
             env = {**self.env, **slot.env, "ORZE_RUN_ID": entry.id, "ORZE_CLAIMED_AT": repr(claimed_at)}
             handle, mode = ColdProcess(argv, run_dir, env), WorkerMode.COLD
         return Running(entry, slot.index, run_dir, handle, claimed_at, attempt, mode=mode)

@@ -30,7 +30,7 @@ import orjson
 
 from orze.layout import RUN_RESULT, Layout
 from orze.store.atomic import append_line, atomic_write_text, read_json_or_none
-from orze.store.lock import FileLock
+from orze.store.lock import FileLock, layout_lock
 from orze.vocab import RunStatus
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def row_line(row: dict[str, Any]) -> bytes:
 
 
 def lock(layout: Layout) -> FileLock:
-    return FileLock(layout.leaderboard_lock, method=layout.claim_method)
+    return layout_lock(layout, layout.leaderboard_lock)
 
 
 def append_row(layout: Layout, row: dict[str, Any]) -> None:
@@ -156,15 +156,23 @@ def append_once(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
 
     The check and the append happen under the leaderboard lock, so however many nodes try to
     record one run (its owner, and a node recovering it after the owner was presumed dead), it
-    is appended exactly once."""
+    is appended exactly once. A holder frozen inside the lock checks it still holds it right
+    before the write; what no lock can fence (a write stalled inside the kernel, landing after its
+    lock was broken) leaves a second line that every reader ignores (`iter_rows`, `Tail`)."""
     data = row_line(row)
-    with lock(layout):
-        tail.poll()
-        if str(row["id"]) in tail.ids:
-            return False
-        append_line(layout.leaderboard, data)
-        tail.ids.add(str(row["id"]))
-    return True
+    while True:
+        with lock(layout) as held:
+            tail.poll()
+            if str(row["id"]) in tail.ids:
+                return False
+            if not held.still_held():
+                # Frozen past the lock's staleness between the check and the write: another node
+                # may have broken the lock and recorded this run meanwhile. Check again.
+                log.warning("leaderboard lock lost while recording %s; checking again", row["id"])
+                continue
+            append_line(layout.leaderboard, data)
+            tail.ids.add(str(row["id"]))
+        return True
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

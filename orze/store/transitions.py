@@ -58,9 +58,9 @@ from orze.layout import (
 from orze.store import claims, queue
 from orze.store.atomic import atomic_write_json, atomic_write_text, create_exclusive, read_json_or_none
 from orze.store.claims import Claim
-from orze.store.events import emit
+from orze.store.events import make_event, write_events
 from orze.store.leaderboard import Tail, append_once
-from orze.store.lease import Lease
+from orze.store.lease import Lease, new_token
 from orze.store.permissions import private_mode
 from orze.vocab import EventKind
 
@@ -102,12 +102,31 @@ class Transitions:
         self.layout, self.node = layout, node
         self.tail = tail if tail is not None else Tail(layout.leaderboard)
         self.listeners: list[Listener] = list(listeners or [])
+        self.unsent: list[dict[str, Any]] = []
 
     def emit(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
-        record = emit(self.layout, kind, **fields)
+        """Record one event. The state change it reports has already happened, so a failed append
+        (a full disk) never undoes or raises: the record is kept in order and written with the next
+        event that can be (`flush_events`), so none goes missing from runs/events.jsonl."""
+        record = make_event(kind, **fields)
+        self.unsent.append(record)
+        self.flush_events()
         for listener in self.listeners:
             listener(record)
         return record
+
+    def flush_events(self) -> bool:
+        """Write the events kept since a failed append; True if none is left."""
+        if not self.unsent:
+            return True
+        try:
+            write_events(self.layout, self.unsent)
+        except OSError as e:
+            if len(self.unsent) == 1 or len(self.unsent) % 100 == 0:
+                log.warning("events not written yet (%d kept in memory): %s", len(self.unsent), e)
+            return False
+        self.unsent = []
+        return True
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, entry: queue.Entry, marker: dict[str, Any]) -> Admitted:
@@ -185,7 +204,7 @@ class Transitions:
         run_dir.mkdir(parents=True, exist_ok=True)
         claimed_at = time.time()
         claim = Claim(node=self.node, slot=slot, pid=os.getpid(), attempt=attempt, claimed_at=claimed_at,
-                      host=socket.gethostname())
+                      host=socket.gethostname(), token=new_token())
         if not claims.claim(run_dir, claim, self.layout.claim_method):
             return None  # another node is taking it (or a dead node's claim awaits its lease)
         entry = queue.take(self.layout, name)
