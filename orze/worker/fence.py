@@ -30,7 +30,8 @@ from orze.store.atomic import atomic_write_json, read_json_or_none
 from orze.store.lease import fs_now
 
 FENCE_SHARE = 0.5     # of lease_s: the worker stops well before the lease may be broken
-FENCED_EXIT = 75      # exit status of a fenced execution
+FENCED_EXIT = 75      # exit status of a fenced built-in worker (the fence around a command SIGKILLs
+                      # its whole process group, itself included: failure.json is what tells)
 LEASE_ENV = "ORZE_LEASE_S"
 
 
