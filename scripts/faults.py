@@ -214,7 +214,11 @@ def run(root: Path, harness: Path, daemons: int = 4, ideas: int = 1000, duplicat
                         c.start(v)
                         break
                     time.sleep(0.002)
-        action = rng.choice(["kill", "worker", "pause", "stall", "wait", "wait"])
+        # Faults still owed, weighted by how many: the campaign must not end before they are dealt.
+        owed = {"kill": kills - admission_kills - done["kill"], "worker": worker_kills - done["worker_kill"],
+                "pause": pauses - done["pause"], "stall": stalls - done["stall"]}
+        choices = [a for a, n in owed.items() for _ in range(max(0, n))]
+        action = rng.choice(choices) if choices and rng.random() < 0.7 else "wait"
         if action == "kill" and want("kill", kills - admission_kills):
             victims = [n for n in c.alive() if n in c.holding()]
             if victims:
@@ -322,6 +326,8 @@ def check(c: Campaign, unique, seeds, duplicates, done: dict, wall: float) -> di
         "admitting": sum(1 for p in layout.admitting.rglob("*.yaml")),
         "queue": queue.depth(layout),
         "claims": len(list(layout.exp.glob("*/claim"))),
+        "orphaned": sum(1 for d in layout.exp.iterdir() if (d / "idea.json").exists()
+                        and not (d / "claim").exists()),
     }
     rejected = [json.loads(p.read_text()) for p in layout.rejected.glob("*.json")]
     out = {

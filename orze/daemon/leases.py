@@ -9,7 +9,8 @@
   recovered like a dead node's. Runs the leaderboard shows as recorded are skipped (one
   directory listing instead of a stat per run: 100,000 finished runs are 100,000 metadata round
   trips on Lustre), except on every FULL_SCAN_EVERY-th scan, which also releases claims a crashed
-  node left on runs it had recorded.
+  node left on runs it had recorded, and re-queues an idea.json that no claim covers (older than
+  two lease periods; `Transitions.adopt_orphan`).
 - `Renewer` renews them from a thread of its own as well, so a loop that waits (for a lock whose
   holder froze, on a slow mount) never lets this node's leases lapse; it stops renewing when the
   loop has made no pass for STUCK_PASSES lease periods (a wedged daemon must not hold runs forever).
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from orze.daemon.supervisor import Running
-from orze.layout import RUN_CLAIM, RUN_WORKER_PID, Layout
+from orze.layout import RUN_CLAIM, RUN_IDEA, RUN_WORKER_PID, Layout
 from orze.store import claims
 from orze.store.transitions import Transitions
 
@@ -47,6 +48,21 @@ def claimed_dirs(layout: Layout, skip: set[str] | None = None) -> list[Path]:
                 if skip and d.name in skip:
                     continue
                 if d.is_dir() and os.path.exists(os.path.join(d.path, RUN_CLAIM)):
+                    out.append(Path(d.path))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def orphaned_dirs(layout: Layout, skip: set[str]) -> list[Path]:
+    """Run directories holding an idea.json but no claim (and not in `skip`)."""
+    out = []
+    try:
+        with os.scandir(layout.exp) as it:
+            for d in it:
+                if d.name in skip or not d.is_dir():
+                    continue
+                if os.path.exists(os.path.join(d.path, RUN_IDEA)) and not os.path.exists(os.path.join(d.path, RUN_CLAIM)):
                     out.append(Path(d.path))
     except FileNotFoundError:
         pass
@@ -87,6 +103,9 @@ class LeaseKeeper:
             if claims.lease_age(run_dir) > self.lease_s:
                 who = f"node {c.node}" if c is not None else "an unreadable claim"
                 self.transitions.recover(run_dir, f"lease of {who} expired")
+        if full:
+            for run_dir in orphaned_dirs(self.layout, skip=recorded | mine):
+                self.transitions.adopt_orphan(run_dir, min_age_s=2 * self.lease_s)
 
     def recover_own(self) -> None:
         host = socket.gethostname()

@@ -45,6 +45,7 @@ from typing import Any, Callable, Protocol
 import yaml
 
 from orze.layout import (
+    RUN_CLAIM,
     RUN_CONFIG,
     RUN_EFFECTIVE,
     RUN_FAILURE,
@@ -60,7 +61,7 @@ from orze.store.atomic import atomic_write_json, atomic_write_text, create_exclu
 from orze.store.claims import Claim
 from orze.store.events import make_event, write_events
 from orze.store.leaderboard import Tail, append_once
-from orze.store.lease import Lease, new_token
+from orze.store.lease import Lease, fs_now, new_token
 from orze.store.permissions import private_mode
 from orze.vocab import EventKind
 
@@ -251,8 +252,34 @@ class Transitions:
         self.emit(EventKind.RELEASED, id=entry.id, node=self.node, reason=reason)
 
     def _back_to_queue(self, entry: queue.Entry) -> None:
-        claims.release(self.layout.run_dir(entry.id))
+        # The idea first, then the claim: a kill between the two leaves a claim on a queued idea
+        # (its lease expires), never an idea.json that no claim covers and no queue lists.
         queue.requeue(self.layout, entry)
+        claims.release(self.layout.run_dir(entry.id))
+
+    def adopt_orphan(self, run_dir: Path, min_age_s: float) -> bool:
+        """Re-queue an idea.json that no claim covers and no result finished (left by a version
+        that released the claim before re-queueing, or by hand), once older than `min_age_s`. Done
+        under a claim of this node's, so no other node's recovery can move it at the same time."""
+        idea = run_dir / RUN_IDEA
+        try:
+            age = fs_now(run_dir) - idea.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age < min_age_s or (run_dir / RUN_CLAIM).exists() or (run_dir / RUN_RESULT).exists():
+            return False
+        claim = Claim(node=self.node, slot=-1, pid=os.getpid(), attempt=0, claimed_at=time.time(),
+                      host=socket.gethostname(), token=new_token())
+        if not claims.claim(run_dir, claim, self.layout.claim_method):
+            return False
+        entry = _entry_or_none(read_json_or_none(idea))
+        if entry is None:
+            claims.release(run_dir)
+            return False
+        entry.history.append({"released": "adopted: idea.json without a claim", "at": time.time()})
+        self._back_to_queue(entry)
+        self.emit(EventKind.LEASE_BROKEN, id=entry.id, node=self.node, reason="idea.json without a claim")
+        return True
 
     # --- the end of an attempt ---------------------------------------------------------------
     def record(self, row: dict[str, Any], **fields: Any) -> bool:
