@@ -14,6 +14,10 @@
 - `Renewer` renews them from a thread of its own as well, so a loop that waits (for a lock whose
   holder froze, on a slow mount) never lets this node's leases lapse; it stops renewing when the
   loop has made no pass for STUCK_PASSES lease periods (a wedged daemon must not hold runs forever).
+- `adopt_admissions` hands the files a node was admitting back to the inbox once that node's
+  heartbeat is ADOPT_AFTER_LEASES lease periods old (at least ADOPT_MIN_S): a node that died for
+  good mid-file and never restarts loses none of its ideas (those it had admitted are recognised by
+  their fingerprints' (file, index), so none is admitted twice).
 - `recover_own` runs once at start-up: claims this node holds belong to workers of a previous
   incarnation; their orphaned workers (own sessions) are killed and the runs recovered.
 """
@@ -31,12 +35,15 @@ from pathlib import Path
 from orze.daemon.supervisor import Running
 from orze.layout import RUN_CLAIM, RUN_IDEA, RUN_WORKER_PID, Layout
 from orze.store import claims
+from orze.store.lease import fs_now
 from orze.store.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
 FULL_SCAN_EVERY = 10      # lease scans between full scans (which also look into recorded runs)
 STUCK_PASSES = 5          # lease periods without a loop pass after which the Renewer lets go
+ADOPT_AFTER_LEASES = 10   # a silent node's half-admitted files go back to the inbox after this ...
+ADOPT_MIN_S = 600.0       # ... and never sooner than this (a frozen node may still resume)
 
 
 def claimed_dirs(layout: Layout, skip: set[str] | None = None) -> list[Path]:
@@ -67,6 +74,44 @@ def orphaned_dirs(layout: Layout, skip: set[str]) -> list[Path]:
     except FileNotFoundError:
         pass
     return out
+
+
+def adopt_admissions(layout: Layout, node: str, lease_s: float) -> list[str]:
+    """Move the files of other nodes' admitting areas back into the inbox where the node's
+    heartbeat (or, without one, the file itself) is older than max(ADOPT_AFTER_LEASES × lease_s,
+    ADOPT_MIN_S) by the filesystem's clock. Returns the names moved."""
+    stale_s = max(ADOPT_AFTER_LEASES * lease_s, ADOPT_MIN_S)
+    moved: list[str] = []
+    try:
+        others = [d for d in os.listdir(layout.admitting) if d != node]
+    except FileNotFoundError:
+        return moved
+    now = None
+    for other in others:
+        area = layout.admitting_for(other)
+        try:
+            names = [n for n in os.listdir(area) if not n.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not names:
+            continue
+        now = fs_now(layout.nodes) if now is None else now
+        try:
+            beat = layout.node_heartbeat(other).stat().st_mtime
+        except FileNotFoundError:
+            beat = None
+        for n in names:
+            try:
+                seen = beat if beat is not None else os.lstat(area / n).st_mtime
+                if now - seen <= stale_s:
+                    continue
+                os.rename(area / n, layout.inbox / n)
+                moved.append(n)
+                log.warning("node %s has been silent for %.0fs: its half-admitted %s is back in the inbox",
+                            other, now - seen, n)
+            except FileNotFoundError:
+                continue
+    return moved
 
 
 class LeaseKeeper:

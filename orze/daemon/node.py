@@ -32,7 +32,7 @@ from orze.config import ProjectConfig
 from orze.daemon.accounting import Counters
 from orze.daemon.admission import Admitter
 from orze.daemon.heartbeat import publish, snapshot
-from orze.daemon.leases import LeaseKeeper, Renewer
+from orze.daemon.leases import LeaseKeeper, Renewer, adopt_admissions
 from orze.daemon.packing import MemoryLedger
 from orze.daemon.record import conclude
 from orze.daemon.scheduling import Scheduler
@@ -337,6 +337,7 @@ class Daemon:
 
     def break_expired_leases(self) -> None:
         self.leases.break_expired({r.entry.id for r in self.table.running()}, self.recorded_ids)
+        adopt_admissions(self.layout, self.node, self.sched.lease_s)
 
     def snapshot(self) -> dict[str, Any]:
         return snapshot(self)

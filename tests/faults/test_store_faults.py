@@ -12,7 +12,7 @@ import time
 import pytest
 
 from orze.config import AdmissionConfig
-from orze.daemon.admission import Admitter
+from orze.daemon.admission import AdmissionReport, Admitter
 from orze.daemon.leases import LeaseKeeper
 from orze.daemon.supervisor import Running, overdue
 from orze.layout import RUN_CLAIM, RUN_IDEA, Layout
@@ -220,3 +220,20 @@ def test_an_idea_json_without_a_claim_is_adopted_after_two_leases(tmp_path, defa
     keeper.scans = 0
     keeper.break_expired(set(), set())
     assert queue.depth(layout) == 1 and not (run_dir / RUN_CLAIM).exists()
+
+
+def test_a_node_that_never_returns_loses_none_of_its_half_admitted_files(tmp_path, default_space):
+    from orze.daemon.leases import ADOPT_MIN_S, adopt_admissions
+
+    layout = Layout.at(tmp_path).ensure()
+    submit_ideas(layout, [{"learning_rate": 0.0003}, {"learning_rate": 0.001}])
+    dead = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "dead")
+    taken = dead.take_files()
+    dead.admit_idea({"learning_rate": 0.0003}, taken[0].name, 0, AdmissionReport())  # one in, then it dies
+    layout.node_heartbeat("dead").write_text("{}")
+    assert adopt_admissions(layout, "live", lease_s=10) == []     # recently alive: may resume
+    old = time.time() - ADOPT_MIN_S - 60
+    os.utime(layout.node_heartbeat("dead"), (old, old))
+    assert adopt_admissions(layout, "live", lease_s=10) == [taken[0].name]
+    report = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "live").admit_pending()
+    assert queue.depth(layout) == 2 and report.duplicates == 0
