@@ -327,7 +327,7 @@ def check(c: Campaign, unique, seeds, duplicates, done: dict, wall: float) -> di
         "queue": queue.depth(layout),
         "claims": len(list(layout.exp.glob("*/claim"))),
         "orphaned": sum(1 for d in layout.exp.iterdir() if (d / "idea.json").exists()
-                        and not (d / "claim").exists()),
+                        and not (d / "claim").exists() and not (d / "result.json").exists()),
     }
     rejected = [json.loads(p.read_text()) for p in layout.rejected.glob("*.json")]
     out = {
