@@ -25,6 +25,7 @@ class RunStatus(_Vocab):
     DONE = "done"
     FAILED = "failed"
     MISCONFIGURED = "misconfigured"
+    PRUNED = "pruned"                  # stopped early by the pruner (docs/pruning.md); never ranked
 
 
 class FailureClass(_Vocab):
@@ -79,3 +80,4 @@ class EventKind(_Vocab):
     LEASE_BROKEN = "lease_broken"    # a dead owner's idea re-queued by this node
     RECORDED_ON_RECOVERY = "recorded_on_recovery"
     REQUEUE_FAILED = "requeue_failed"
+    PRUNE_REQUESTED = "prune_requested"   # the pruner asked a running run to stop (orze.daemon.pruner)
