@@ -44,3 +44,21 @@ def saved_seconds(rows: list[dict[str, Any]]) -> float:
     return float(sum(r["pruned"]["saved_s"] for r in rows
                      if r.get("status") == RunStatus.PRUNED and isinstance(r.get("pruned"), dict)
                      and isinstance(r["pruned"].get("saved_s"), (int, float))))
+
+
+def pruned_summary(row: dict[str, Any]) -> str:
+    """'pruned after epoch 3 of 10 (judged at 2: …; ~41s saved)' for a pruned row, else ''."""
+    p = row.get("pruned")
+    if row.get("status") != RunStatus.PRUNED or not isinstance(p, dict):
+        return ""
+    saved = f"; ~{p['saved_s']:.0f}s saved" if isinstance(p.get("saved_s"), (int, float)) else ""
+    return (f"pruned after epoch {p.get('stopped_after_epoch')} of {p.get('epochs_configured')} "
+            f"(judged at epoch {p.get('epoch')}: {p.get('reason')}{saved})")
+
+
+def pruning_status(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `orze status` shows: runs pruned, the training seconds saved, the latest pruned."""
+    pruned = [r for r in rows if r.get("status") == RunStatus.PRUNED]
+    return {"runs": len(pruned), "saved_s": saved_seconds(pruned),
+            "recent": [{"id": r.get("id"), "epoch": (r.get("pruned") or {}).get("stopped_after_epoch"),
+                        "epochs": (r.get("config") or {}).get("epochs")} for r in pruned[-5:]]}

@@ -21,9 +21,9 @@ class PruningConfig(BaseModel):
                                       "successive_halving: Optuna's SuccessiveHalvingPruner (asynchronous)")
     warmup_epochs: int = Field(default=1, ge=0, description="epochs 1..N of a run are never judged")
     min_comparable: int = Field(
-        default=5, ge=1, description="recorded comparable runs with a value at the epoch before any judgement")
+        default=4, ge=1, description="recorded comparable runs with a value at the epoch before any judgement")
     comparable_by: list[str] = Field(
-        default_factory=lambda: ["epochs", "scheduler", "backbone"],
+        default_factory=lambda: ["epochs", "scheduler"],
         description="dimensions two runs must share to be compared (schedule shape at least)")
     percentile: float = Field(
         default=50.0, gt=0, lt=100, description="median rule: keep runs whose best so far is in the top "
