@@ -43,21 +43,28 @@ class Watched:
     skip: str | None = None    # why this run is never judged
 
 
-def check_keys(project: ProjectConfig, space: Space, where: str) -> None:
-    """ConfigError unless every `pruning.comparable_by` key is a dimension of the space."""
-    unknown = [k for k in project.pruning.comparable_by if k not in space.dimensions]
-    if unknown:
+def check_keys(project: ProjectConfig, space: Space, where: str) -> list[str]:
+    """The comparability keys for this space. A `pruning.comparable_by` the project sets must name
+    dimensions of the space (ConfigError otherwise); the default keeps those the space has (a
+    custom task's space may have no `scheduler`)."""
+    keys = project.pruning.comparable_by
+    unknown = [k for k in keys if k not in space.dimensions]
+    if unknown and "comparable_by" in project.pruning.model_fields_set:
         raise ConfigError(f"{where}: pruning.comparable_by: {', '.join(map(repr, unknown))} "
                           f"not a dimension of configs/space.yaml; allowed: {', '.join(space.dimensions)}")
+    if unknown:
+        log.info("pruning compares runs by %s (the space has no %s)",
+                 ", ".join(k for k in keys if k not in unknown) or "nothing", ", ".join(unknown))
+    return [k for k in keys if k not in unknown]
 
 
 class Pruner:
     def __init__(self, layout: Layout, project: ProjectConfig, space: Space, emit, node: str):
-        check_keys(project, space, str(layout.project_config))
+        keys = check_keys(project, space, str(layout.project_config))
         self.layout, self.settings, self.emit, self.node = layout, project.pruning, emit, node
         self.spec = run_context(project)[1]
         self.tail = Tail(layout.leaderboard)
-        self.index = CurveIndex(self.settings.comparable_by)
+        self.index = CurveIndex(keys)
         self.watched: dict[str, Watched] = {}
         self.requests = 0
 

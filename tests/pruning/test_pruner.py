@@ -149,6 +149,11 @@ def test_unknown_comparable_key_is_a_clear_error():
     project = ProjectConfig.model_validate({"pruning": {"comparable_by": ["epochs", "backbon"]}})
     with pytest.raises(ConfigError, match=r"orze.yaml: pruning.comparable_by: 'backbon'.*allowed: backbone"):
         check_keys(project, _space(), "configs/orze.yaml")
+    # the default keeps the keys a (custom task's) space has
+    small = _space().model_copy(update={"dimensions": {k: v for k, v in _space().dimensions.items()
+                                                       if k != "scheduler"}})
+    assert check_keys(ProjectConfig(), small, "x") == ["epochs"]
+    assert check_keys(ProjectConfig(), _space(), "x") == ["epochs", "scheduler"]
     d = Path(tempfile.mkdtemp())
     (d / "configs").mkdir()
     (d / "configs" / "orze.yaml").write_text(yaml.safe_dump({"pruning": {"rul": "median"}}))
