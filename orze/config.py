@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orze.agent_config import AgentSpec, SweepConfig
 from orze.layout import Layout
 from orze.notify.config import NotifyConfig
+from orze.pruning.settings import PruningConfig
 from orze.slurm.settings import SlurmConfig
 from orze.vocab import WorkerMode
 
@@ -105,6 +106,7 @@ class ProjectConfig(_Section):
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)   # orze slurm submit (orze/slurm/settings.py)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    pruning: PruningConfig = Field(default_factory=PruningConfig)   # docs/pruning.md
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
 
     def bind(self, layout: Layout) -> Layout:

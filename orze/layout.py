@@ -218,6 +218,8 @@ RUN_FAILURE = "failure.json"
 RUN_RECORDED = "recorded"
 RUN_OUTPUT = "worker.out"
 RUN_WORKER_PID = "worker.pid"
+RUN_PROGRESS = "progress.jsonl"    # one JSON line per finished epoch, appended by the worker
+RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the worker per epoch
 
 # Files inside one feature store (features/<backbone>/).
 STORE_FEATURES = "features.npy"

@@ -25,6 +25,7 @@ class RunStatus(_Vocab):
     DONE = "done"
     FAILED = "failed"
     MISCONFIGURED = "misconfigured"
+    PRUNED = "pruned"                  # stopped early by the pruner (docs/pruning.md); never ranked
 
 
 class FailureClass(_Vocab):
@@ -82,3 +83,4 @@ class EventKind(_Vocab):
     REQUEUE_FAILED = "requeue_failed"
     STORAGE_FAILING = "storage_failing"    # the shared directory refused a write: no new work
     STORAGE_RECOVERED = "storage_recovered"
+    PRUNE_REQUESTED = "prune_requested"   # the pruner asked a running run to stop (orze.daemon.pruner)

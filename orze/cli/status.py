@@ -39,8 +39,14 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[bold]queue[/] {s['queue']} · inbox {s['inbox']} · [green]done {s['done']}[/] · "
             f"[red]failed {s['failed']}[/] · [magenta]misconfigured {s['misconfigured']}[/] · "
+            f"[yellow]pruned {s['pruned']}[/] · "
             f"rejected {s['rejected']} · {tp['recent_per_hour']:.1f} exp/h (last hour), "
             f"{tp['overall_per_hour']:.1f} exp/h overall")
+        if s["pruning"]["runs"]:
+            p = s["pruning"]
+            console.print(f"[bold]pruning[/] {p['runs']} runs stopped early, ~{p['saved_s']:.0f}s of training "
+                          f"saved (epochs not run × the run's mean s/epoch); latest: " + ", ".join(
+                              f"{x['id']} after epoch {x['epoch']}/{x['epochs']}" for x in p["recent"]))
         if s["best"]:
             b = s["best"]
             ver = verification_text(b)

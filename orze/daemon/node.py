@@ -34,6 +34,7 @@ from orze.daemon.admission import Admitter
 from orze.daemon.heartbeat import publish, snapshot
 from orze.daemon.leases import LeaseKeeper, Renewer, adopt_admissions
 from orze.daemon.packing import MemoryLedger
+from orze.daemon.pruner import Pruner
 from orze.daemon.record import conclude
 from orze.daemon.scheduling import Scheduler
 from orze.daemon.slot_state import SlotState, SlotTable
@@ -86,6 +87,7 @@ class Daemon:
         self.launcher = Launcher(self.layout, project.worker, self.pool, env)
         self.leases = LeaseKeeper(self.layout, self.node, self.transitions, self.sched.lease_s)
         self.admitter = Admitter(self.layout, space, project.admission, self.node, transitions=self.transitions)
+        self.pruner = Pruner(self.layout, project, space, self.transitions.emit, self.node)  # docs/pruning.md
         self.agent_host = agent_host
         self.notifier = notifier  # orze.notify.Notifier: derives events from files, sends in the background
         self.storage = StorageHealth(self.layout, self.node, probe_s=max(self.sched.poll_s, 5.0))
@@ -165,6 +167,7 @@ class Daemon:
             if self.bounds.once:
                 self.stopping, self.stop_deadline = True, None  # finish what was started, claim no more
         self.supervise()
+        self.pruner.tick(self.table.running())
         if now >= self._next_beat:
             self.heartbeat()
             self._next_beat = now + min(self.sched.heartbeat_s, self.sched.lease_s / 4)

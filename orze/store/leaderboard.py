@@ -1,13 +1,14 @@
 """runs/leaderboard.jsonl: one JSON object per finished experiment, append-only.
 
 Row schema (all keys always present; values may be null):
-    id, fingerprint, status ("done" | "failed" | "misconfigured"), metric_name,
+    id, fingerprint, status ("done" | "failed" | "misconfigured" | "pruned"), metric_name,
     metric (primary validation metric, e.g. val AP), test_metric (reported, never used to rank),
     val_auc, test_auc, config (canonical configuration), idea_name, agent, model, source, parent,
     priority, node, slot, admitted_at, started_at, finished_at (unix seconds), duration_s,
     epochs_run, seed, error (failure class and message, or misconfiguration findings), attempts
 Rows recorded by the daemon also carry verification ({level: behavioural | self-reported,
-checks_passed, checks_total}; null when the run failed before it could be verified).
+checks_passed, checks_total}; null when the run failed before it could be verified), curve (the
+ranked metric per epoch) and pruned (null, or where the pruner stopped the run: docs/pruning.md).
 
 Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
 never interleaved with another; an unterminated fragment (a killed or out-of-space writer) gets a

@@ -51,6 +51,8 @@ from orze.layout import (
     RUN_FAILURE,
     RUN_IDEA,
     RUN_METRICS,
+    RUN_PROGRESS,
+    RUN_PRUNE,
     RUN_RECORDED,
     RUN_RESULT,
     RUN_WORKER_PID,
@@ -212,7 +214,7 @@ class Transitions:
         if entry is None:
             claims.release(run_dir)
             return None
-        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT):
+        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT, RUN_PROGRESS, RUN_PRUNE):
             _unlink(run_dir / stale)
         try:
             atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))
