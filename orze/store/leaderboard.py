@@ -171,8 +171,7 @@ def append_once(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
                 # may have broken the lock and recorded this run meanwhile. Check again.
                 log.warning("leaderboard lock lost while recording %s; checking again", row["id"])
                 continue
-            append_line(layout.leaderboard, data)
-            tail.ids.add(str(row["id"]))
+            append_line(layout.leaderboard, data)   # the tail's next poll reads it (and its id)
         return True
 
 

@@ -237,3 +237,14 @@ def test_a_node_that_never_returns_loses_none_of_its_half_admitted_files(tmp_pat
     assert adopt_admissions(layout, "live", lease_s=10) == [taken[0].name]
     report = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "live").admit_pending()
     assert queue.depth(layout) == 2 and report.duplicates == 0
+
+
+def test_the_tail_reads_the_rows_its_own_node_appended(tmp_path, caplog):
+    """The reader's one-row-per-id rule must not swallow a node's own rows (they feed the packing
+    estimates and the pruner's curves)."""
+    layout = Layout.at(tmp_path).ensure()
+    tail = Tail(layout.leaderboard)
+    assert leaderboard.append_once(layout, {"id": "a", "status": "done", "metric": 0.5}, tail)
+    assert not leaderboard.append_once(layout, {"id": "a", "status": "done", "metric": 0.5}, tail)
+    assert [r["id"] for r in tail.new_rows()] == ["a"]
+    assert "second row" not in caplog.text
