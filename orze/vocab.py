@@ -82,3 +82,15 @@ class EventKind(_Vocab):
     REQUEUE_FAILED = "requeue_failed"
     STORAGE_FAILING = "storage_failing"    # the shared directory refused a write: no new work
     STORAGE_RECOVERED = "storage_recovered"
+
+
+class EntryKind(_Vocab):
+    """What an entry in a shared directory (the inbox) is, by lstat: never by following a link.
+    Only FILE is ever opened (orze/store/safe_read.py)."""
+    FILE = "file"
+    SYMLINK = "symlink"
+    DIRECTORY = "directory"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    DEVICE = "device"
+    OTHER = "other"
