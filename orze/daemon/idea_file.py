@@ -93,7 +93,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def parse_ideas(text: str, source: str, limits: AdmissionConfig) -> list[ParsedIdea]:
     """The ideas in one file's text; see the module docstring for the contract."""
-    loader = _BoundedLoader(text, limits.max_yaml_nodes, limits.max_yaml_depth)
+    try:
+        loader = _BoundedLoader(text, limits.max_yaml_nodes, limits.max_yaml_depth)
+    except yaml.YAMLError as e:   # the reader refuses control characters at once
+        raise FileRejected(f"{source}: not valid YAML: {str(e)[:300]}") from None
     try:
         try:
             root = loader.get_single_node()
