@@ -225,6 +225,7 @@ def run(root: Path, entries: int = 10_000, timeout_s: float = 900, seed: int = 0
         "secrets_found": found.get("api_key", 0) + (key.encode() in output),
         "foreign_found": found.get("foreign_file", 0) + found.get("etc_passwd", 0),
         "escape_in_output": output.count(b"\x1b"),
+        "daemon_errors": output.count(b" error: "),   # e.g. a file admission itself failed on
         "rejection_records": len(list(layout.rejected.glob("*.json"))),
         "largest_record_bytes": biggest,
         "quarantined": len(os.listdir(layout.quarantine)) if layout.quarantine.exists() else 0,
@@ -233,6 +234,7 @@ def run(root: Path, entries: int = 10_000, timeout_s: float = 900, seed: int = 0
     counts["ok"] = (not hang and not counts["crash"] and counts["valid_done"] == counts["valid_expected"]
                     and counts["hidden_admitted"] == 0 and counts["secrets_found"] == 0
                     and counts["foreign_found"] == 0 and counts["escape_in_output"] == 0
+                    and counts["daemon_errors"] == 0
                     and counts["idea_files_left_in_inbox"] == 0)
     return counts
 
