@@ -13,7 +13,7 @@ Contract:
 - When every idea of a file is settled the file moves to runs/admitted/.
 - Only regular files are read (orze/store/safe_read.py: never through a link, never a FIFO or a
   device, size checked before reading, bounded read). Any other entry (link, FIFO, directory,
-  device) is renamed, itself, into runs/quarantine/ with a record in runs/rejected/; an entry that
+  device, a hard link to some other file) is renamed, itself, into runs/quarantine/ with a record in runs/rejected/; an entry that
   cannot be moved is reported once and skipped, never blocking the entries after it.
 - Parsing is bounded (orze/daemon/idea_file.py): alias bombs, deep nesting and oversized files
   reject the file; duplicate keys and oversized or non-finite numbers reject only their idea.
@@ -173,7 +173,7 @@ class Admitter:
         except FileNotFoundError:
             return  # vanished (another process removed it): nothing to admit
         except Unsafe as e:
-            if e.info.kind != EntryKind.FILE:
+            if e.info.kind != EntryKind.FILE or e.info.nlink > 1:   # not a file of its own: set aside
                 self._quarantine(path, e, report)
                 return
             self._reject_file(path, e.info, f"{name}: {e.reason}", e.head, report)
@@ -208,9 +208,10 @@ class Admitter:
         into runs/quarantine/; if it cannot be moved, report it once and leave it."""
         info, name = refusal.info, path.name
         record_name = _record_name(info, name, None)
-        dest = self.layout.quarantine / f"{record_name[:-len('.json')]}.{info.kind}"
+        kind = "hardlink" if info.kind == EntryKind.FILE else str(info.kind)
+        dest = self.layout.quarantine / f"{record_name[:-len('.json')]}.{kind}"
         reason = f"{name}: {refusal.reason}; moved to runs/quarantine/{dest.name}"
-        self._reject({"file": name, "kind": str(info.kind), "moved_to": f"quarantine/{dest.name}"},
+        self._reject({"file": name, "kind": kind, "moved_to": f"quarantine/{dest.name}"},
                      [reason], name, None, info=info, whole=True)
         report.rejected += 1
         report.messages.append(reason)

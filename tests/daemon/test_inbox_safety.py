@@ -60,14 +60,15 @@ def test_non_regular_entries_are_quarantined_unopened_and_block_nothing(layout, 
     assert queue.depth(layout) == 1
     recs = records(layout)
     assert all("sk-ant-NOT-TO-BE-COPIED" not in json.dumps(x) for x in recs)
-    kinds = sorted(x["idea"].get("kind", "file") for x in recs)
-    assert kinds == ["directory", "fifo", "file", "symlink", "symlink", "symlink"]
+    kinds = sorted(x["idea"]["kind"] for x in recs)
+    assert kinds == ["directory", "fifo", "hardlink", "symlink", "symlink", "symlink"]
     quarantined = sorted(os.listdir(layout.quarantine))
-    assert len(quarantined) == 5
+    assert len(quarantined) == 6
     assert sum(os.path.islink(layout.quarantine / q) for q in quarantined) == 3   # the links themselves
     assert secret.read_text().startswith("ANTHROPIC_API_KEY")   # the target untouched
     hard = next(x for x in recs if "hard link" in x["errors"][0])
-    assert hard["idea"]["text"] == ""   # nothing of another file's content is kept
+    assert "text" not in hard["idea"]   # nothing of another file's content is kept
+    assert os.listdir(layout.admitted) == ["z-valid.yaml"]
     assert not [n for n in os.listdir(inbox) if not n.startswith(".")]
     assert not os.listdir(layout.admitting_for("n1"))
 
