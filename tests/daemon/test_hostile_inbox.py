@@ -17,12 +17,12 @@ def test_daemon_survives_a_hostile_inbox(tmp_path):
     spec = importlib.util.spec_from_file_location("orze_hostile_inbox", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    counts = mod.run(tmp_path / "r", entries=210, timeout_s=120)
+    counts = mod.run(tmp_path / "r", entries=126, timeout_s=120)
     assert not counts["hang"] and not counts["crash"], counts
-    assert counts["valid_expected"] > 50 and counts["valid_done"] == counts["valid_expected"], counts
+    assert counts["valid_expected"] >= 40 and counts["valid_done"] == counts["valid_expected"], counts
     assert counts["hidden_admitted"] == 0, counts
     assert counts["secrets_found"] == 0 and counts["foreign_found"] == 0, counts
     assert counts["escape_in_output"] == 0 and counts["daemon_errors"] == 0, counts
-    assert counts["quarantined"] >= 70 and counts["idea_files_left_in_inbox"] == 0, counts
+    assert counts["quarantined"] >= 48 and counts["idea_files_left_in_inbox"] == 0, counts
     assert counts["largest_record_bytes"] < 16_384, counts
     assert counts["ok"], counts
