@@ -91,7 +91,7 @@ def coerce_value(dim: Dimension, value: Any) -> tuple[bool, Any]:
 
     number = _as_number(value)
     if number is None or not math.isfinite(number):
-        return False, f"{_shown(value)} is not {'an integer' if dim.type == 'int' else 'a finite number'}; allowed: {dim.describe_allowed()}"
+        return False, f"{_shown(value)} is not {'an integer' if dim.type == 'int' else 'a number'}; allowed: {dim.describe_allowed()}"
     if dim.type == "int":
         if not float(number).is_integer():
             return False, f"{_shown(value)} is not an integer; allowed: {dim.describe_allowed()}"
