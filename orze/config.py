@@ -86,8 +86,16 @@ class WorkerConfig(_Section):
 class AdmissionConfig(_Section):
     near_duplicates: Literal["off", "flag", "refuse"] = "flag"
     near_tolerance: float = Field(default=0.1, ge=0, description="relative distance on continuous dims")
-    max_file_bytes: int = Field(default=1_000_000, ge=1)
+    max_file_bytes: int = Field(
+        default=1_000_000, ge=1, description="an idea file larger than this (checked before reading) is refused")
     max_ideas_per_file: int = Field(default=200, ge=1)
+    max_yaml_nodes: int = Field(
+        default=20_000, ge=1, description="YAML nodes per file counted with aliases expanded (alias bombs)")
+    max_yaml_depth: int = Field(default=32, ge=1, le=200, description="nesting levels per idea file")
+    record_excerpt_bytes: int = Field(
+        default=2048, ge=0, description="what a rejection record keeps of what was given: its first bytes")
+    stray_dotfile_s: float = Field(
+        default=600.0, gt=0, description="a dot-file older than this in the inbox is reported (once)")
 
 
 class StorageConfig(_Section):

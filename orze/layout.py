@@ -114,6 +114,12 @@ class Layout:
         return self.runs / "rejected"
 
     @property
+    def quarantine(self) -> Path:
+        """Inbox entries that are not regular files (links, FIFOs, directories, devices), moved
+        here by renaming the entry itself (never following it); their records are in rejected/."""
+        return self.runs / "quarantine"
+
+    @property
     def fingerprints(self) -> Path:
         return self.runs / "fingerprints"
 

@@ -84,3 +84,15 @@ class EventKind(_Vocab):
     STORAGE_FAILING = "storage_failing"    # the shared directory refused a write: no new work
     STORAGE_RECOVERED = "storage_recovered"
     PRUNE_REQUESTED = "prune_requested"   # the pruner asked a running run to stop (orze.daemon.pruner)
+
+
+class EntryKind(_Vocab):
+    """What an entry in a shared directory (the inbox) is, by lstat: never by following a link.
+    Only FILE is ever opened (orze/store/safe_read.py)."""
+    FILE = "file"
+    SYMLINK = "symlink"
+    DIRECTORY = "directory"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    DEVICE = "device"
+    OTHER = "other"

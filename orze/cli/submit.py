@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from orze.cli.common import RootOption, console, fail, layout_for
 from orze.config import ConfigError, load_project
+from orze.safe_text import printable
 from orze.space import SpaceError, load_space
 from orze.store.inbox import submit_text
 
@@ -27,18 +29,23 @@ def register(app: typer.Typer) -> None:
         from orze.daemon.admission import AdmissionReport, Admitter
 
         layout = layout_for(root)
-        if source == "-":
-            text = sys.stdin.read()
-        else:
-            try:
-                text = Path(source).read_text(encoding="utf-8")
-            except OSError as e:
-                raise fail(f"cannot read {source}: {e}")
         try:
             project = load_project(layout)
             space = load_space(layout.space_config)
         except (ConfigError, SpaceError) as e:
             raise fail(str(e))
+        limit = project.admission.max_file_bytes
+        # Bounded read (a file, a pipe or stdin): what admission would refuse is refused here, clearly.
+        try:
+            if source == "-":
+                text = sys.stdin.read(limit + 1)
+            else:
+                with open(source, encoding="utf-8", errors="replace") as f:
+                    text = f.read(limit + 1)
+        except OSError as e:
+            raise fail(f"cannot read {escape(printable(source))}: {e.strerror or e}")
+        if len(text.encode("utf-8", "surrogateescape")) > limit:
+            raise fail(f"{escape(printable(source))}: larger than admission.max_file_bytes ({limit} bytes)")
         layout.ensure()
         path = submit_text(layout, text, "human")
         if not admit:
@@ -47,14 +54,14 @@ def register(app: typer.Typer) -> None:
         admitter = Admitter(layout, space, project.admission, f"submit-{socket.gethostname()}")
         taken = admitter.take_one(path)
         if taken is None:
-            console.print(f"a running daemon took {path.name} and will admit it")
+            console.print(f"a running daemon took {escape(path.name)} and will admit it")
             return
         report = AdmissionReport()
         admitter.admit_file(taken, report)
         for run_id in report.admitted:
             console.print(f"[green]admitted[/] {run_id}")
         for m in report.messages:
-            console.print(f"[yellow]{m}[/]", highlight=False)
+            console.print(f"[yellow]{escape(printable(m))}[/]", highlight=False)
         console.print(f"{len(report.admitted)} admitted, {report.rejected} rejected, "
                       f"{report.duplicates} duplicate(s) refused")
         if not report.admitted:

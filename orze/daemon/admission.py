@@ -11,29 +11,48 @@ Contract:
 - Re-processing a file after a crash is idempotent: an idea whose fingerprint was created by this
   very file and index is recognised as already admitted, not as a duplicate.
 - When every idea of a file is settled the file moves to runs/admitted/.
+- Only regular files are read (orze/store/safe_read.py: never through a link, never a FIFO or a
+  device, size checked before reading, bounded read). Any other entry (link, FIFO, directory,
+  device, a hard link to some other file) is renamed, itself, into runs/quarantine/ with a record in runs/rejected/; an entry that
+  cannot be moved is reported once and skipped, never blocking the entries after it.
+- Parsing is bounded (orze/daemon/idea_file.py): alias bombs, deep nesting and oversized files
+  reject the file; duplicate keys and oversized or non-finite numbers reject only their idea.
+- A rejection record keeps only the first `admission.record_excerpt_bytes` of what was given. Its
+  name derives from the file's identity (device, inode, mtime) and the idea's index, so a file
+  re-processed after a crash never writes a record (or emits its event) twice.
+- Dot-files are never taken (a submitter's temp file is `.NAME.tmp` until renamed); one older than
+  `admission.stray_dotfile_s` is reported once, as is a name that is not `*.yaml`/`*.yml`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orze.config import AdmissionConfig
+from orze.daemon.idea_file import FileRejected, parse_ideas
+from orze.daemon.inbox_scan import IDEA_SUFFIXES, InboxScanner
 from orze.ids import new_id
 from orze.layout import Layout
+from orze.safe_text import printable
 from orze.space import Space, check_idea, fingerprint
 from orze.store import queue
 from orze.store.atomic import read_json_or_none
+from orze.store.safe_read import EntryInfo, Unsafe, inspect, read_regular
 from orze.store.transitions import Transitions
+from orze.vocab import EntryKind
 
-IDEA_SUFFIXES = (".yaml", ".yml")
+log = logging.getLogger(__name__)
+
+__all__ = ["IDEA_SUFFIXES", "AdmissionReport", "Admitter", "FileRejected"]
 
 
 @dataclass
@@ -44,30 +63,6 @@ class AdmissionReport:
     duplicates: int = 0
     near_duplicates: int = 0
     messages: list[str] = field(default_factory=list)
-
-
-class FileRejected(ValueError):
-    pass
-
-
-def parse_idea_text(text: str, source: str, limits: AdmissionConfig) -> list[Any]:
-    """The ideas in one file: a mapping (one idea) or a list of them. safe_load only."""
-    if len(text.encode("utf-8", "replace")) > limits.max_file_bytes:
-        raise FileRejected(f"{source}: {len(text)} bytes; at most {limits.max_file_bytes} per idea file")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise FileRejected(f"{source}: not valid YAML: {str(e)[:300]}") from None
-    except RecursionError:
-        raise FileRejected(f"{source}: nested too deeply to be an idea file") from None
-    if data is None:
-        raise FileRejected(f"{source}: empty file; expected an idea (a mapping) or a list of ideas")
-    ideas = data if isinstance(data, list) else [data]
-    if not ideas:
-        raise FileRejected(f"{source}: an empty list; expected at least one idea")
-    if len(ideas) > limits.max_ideas_per_file:
-        raise FileRejected(f"{source}: {len(ideas)} ideas; at most {limits.max_ideas_per_file} per file")
-    return ideas
 
 
 def near_key(space: Space, config: dict[str, Any]) -> tuple:
@@ -103,33 +98,36 @@ class Admitter:
         self._cells: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
         self._seen: set[str] = set()
         self._indexed = False
+        self._scanner: InboxScanner | None = None
+        self._stuck: set[str] = set()   # entries in the admitting area that cannot be moved out
 
     # --- inbox -------------------------------------------------------------------------------
-    def pending(self) -> bool:
-        """Whether any inbox file waits (or one this node took and has not finished)."""
+    @property
+    def scanner(self) -> InboxScanner:
+        if self._scanner is None:
+            self._scanner = InboxScanner(self.layout.inbox, self.layout.admitting_for(self.node),
+                                         self.cfg.stray_dotfile_s)
+        return self._scanner
+
+    def _leftovers(self) -> list[Path]:
+        """Entries this node took and has not finished (a crash), except those it cannot move."""
         try:
-            return any(not n.startswith(".") for n in os.listdir(self.layout.inbox)) or \
-                any(self.layout.admitting_for(self.node).iterdir())
+            names = os.listdir(self.layout.admitting_for(self.node))
         except FileNotFoundError:
-            return False
+            return []
+        return [self.layout.admitting_for(self.node) / n for n in sorted(names)
+                if n.endswith(IDEA_SUFFIXES) and not n.startswith(".") and n not in self._stuck]
+
+    def pending(self) -> bool:
+        """Whether any inbox file waits (or one this node took and has not finished); entries
+        reported as impossible to take or move do not count."""
+        return bool(self._leftovers()) or self.scanner.pending()
 
     def take_files(self, limit: int = 1000) -> list[Path]:
         """Rename inbox files into this node's admitting area (plus any left from a crash)."""
-        mine = self.layout.admitting_for(self.node)
-        mine.mkdir(parents=True, exist_ok=True)
-        taken = sorted(p for p in mine.iterdir() if p.suffix in IDEA_SUFFIXES)
-        try:
-            names = sorted(n for n in os.listdir(self.layout.inbox)
-                           if not n.startswith(".") and n.endswith(IDEA_SUFFIXES))
-        except FileNotFoundError:
-            names = []
-        for n in names[:limit]:
-            try:
-                os.rename(self.layout.inbox / n, mine / n)
-            except FileNotFoundError:
-                continue  # another daemon won this file
-            taken.append(mine / n)
-        return taken
+        taken = self._leftovers()
+        busy = {p.name for p in taken} | self._stuck
+        return taken + self.scanner.take(limit, busy)
 
     def take_one(self, path: Path) -> Path | None:
         """Take one given inbox file (`orze submit` admits its own file at once)."""
@@ -154,36 +152,98 @@ class Admitter:
             except OSError:
                 raise  # disk or mount trouble: the daemon reports it and retries the file later
             except Exception as e:  # never let one agent's file take the daemon down
+                log.exception("admitting %s failed; the file is rejected", printable(path.name, 200))
+                try:
+                    info = inspect(path)
+                except OSError:
+                    continue
                 self._reject({"file": path.name}, [f"{path.name}: could not be admitted: "
-                                                   f"{type(e).__name__}: {str(e)[:300]}"], path.name, None)
+                                                   f"{type(e).__name__}: {str(e)[:300]}"], path.name, None,
+                             info=info)
                 report.rejected += 1
                 report.messages.append(f"{path.name}: rejected ({type(e).__name__})")
-                os.makedirs(self.layout.admitted, exist_ok=True)
-                os.replace(path, self.layout.admitted / path.name)
+                self._archive(path)
         return report
 
     def admit_file(self, path: Path, report: AdmissionReport) -> None:
         report.files += 1
+        name, cap = path.name, self.cfg.record_excerpt_bytes
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-            ideas = parse_idea_text(text, path.name, self.cfg)
+            data, info = read_regular(path, self.cfg.max_file_bytes, cap)
+        except FileNotFoundError:
+            return  # vanished (another process removed it): nothing to admit
+        except Unsafe as e:
+            if e.info.kind != EntryKind.FILE or e.info.nlink > 1:   # not a file of its own: set aside
+                self._quarantine(path, e, report)
+                return
+            self._reject_file(path, e.info, f"{name}: {e.reason}", e.head, report)
+            return
+        text = data.decode("utf-8", "replace")
+        try:
+            ideas = parse_ideas(text, name, self.cfg)
         except FileRejected as e:
-            self._reject({"file": path.name, "text": text[:20000] if "text" in locals() else None},
-                         [str(e)], path.name, None)
-            report.rejected += 1
-            report.messages.append(str(e))
-        else:
-            for i, raw in enumerate(ideas):
-                self.admit_idea(raw, path.name, i, report)
-        os.makedirs(self.layout.admitted, exist_ok=True)
-        os.replace(path, self.layout.admitted / path.name)
+            self._reject_file(path, info, str(e), data, report)
+            return
+        for i, idea in enumerate(ideas):
+            if idea.errors:
+                self._reject(idea.value, idea.errors, name, i, info=info, excerpt=idea.excerpt)
+                report.rejected += 1
+                report.messages.append(f"{name}#{i + 1}: rejected: {'; '.join(idea.errors)}")
+            else:
+                self.admit_idea(idea.value, name, i, report, info=info, excerpt=idea.excerpt)
+        self._archive(path)
+
+    def _reject_file(self, path: Path, info: EntryInfo, reason: str, given: bytes,
+                     report: AdmissionReport) -> None:
+        cap = self.cfg.record_excerpt_bytes
+        shown = {"file": path.name, "text": _head(given, cap), "bytes": info.size,
+                 "truncated": info.size > cap}
+        self._reject(shown, [reason], path.name, None, info=info, whole=True)
+        report.rejected += 1
+        report.messages.append(reason)
+        self._archive(path)
+
+    def _quarantine(self, path: Path, refusal: Unsafe, report: AdmissionReport) -> None:
+        """Record a non-regular entry, then rename the entry itself (never what it points to)
+        into runs/quarantine/; if it cannot be moved, report it once and leave it."""
+        info, name = refusal.info, path.name
+        record_name = _record_name(info, name, None)
+        kind = "hardlink" if info.kind == EntryKind.FILE else str(info.kind)
+        dest = self.layout.quarantine / f"{record_name[:-len('.json')]}.{kind}"
+        reason = f"{name}: {refusal.reason}; moved to runs/quarantine/{dest.name}"
+        self._reject({"file": name, "kind": kind, "moved_to": f"quarantine/{dest.name}"},
+                     [reason], name, None, info=info, whole=True)
+        report.rejected += 1
+        report.messages.append(reason)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, dest)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            self._stuck.add(name)
+            log.warning("admission: cannot move %s (a %s) out of %s: %s; left there and skipped",
+                        printable(name, 200), info.kind, path.parent, e.strerror)
+
+    def _archive(self, path: Path) -> None:
+        self.layout.admitted.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, self.layout.admitted / path.name)
+        except (IsADirectoryError, NotADirectoryError):
+            # Something that is not a file holds the name in the archive: keep both.
+            os.replace(path, self.layout.admitted / f"{path.name}.{secrets.token_hex(4)}")
+        except FileNotFoundError:
+            pass
 
     # --- one idea ----------------------------------------------------------------------------
-    def admit_idea(self, raw: Any, source: str, index: int, report: AdmissionReport) -> str | None:
+    def admit_idea(self, raw: Any, source: str, index: int, report: AdmissionReport,
+                   info: EntryInfo | None = None, excerpt: str = "") -> str | None:
+        """`info`: the identity of the file it came from (names its rejection record, so a
+        re-processed file writes none twice); `excerpt`: its source text, kept if it is rejected."""
         check = check_idea(self.space, raw)
         where = f"{source}#{index + 1}"
         if not check.ok:
-            self._reject(raw, check.errors, source, index)
+            self._reject(raw, check.errors, source, index, info=info, excerpt=excerpt)
             report.rejected += 1
             report.messages.append(f"{where}: rejected: {'; '.join(check.errors)}")
             return None
@@ -193,7 +253,7 @@ class Admitter:
         if near_of and self.cfg.near_duplicates == "refuse":
             reason = (f"near-duplicate of run {near_of} (same discrete cell, continuous values within "
                       f"{self.cfg.near_tolerance:g} of the range)")
-            self._reject(raw, [reason], source, index)
+            self._reject(raw, [reason], source, index, info=info, excerpt=excerpt)
             report.near_duplicates += 1
             report.messages.append(f"{where}: {reason}")
             return None
@@ -208,7 +268,8 @@ class Admitter:
                 return existing.get("id")  # this file was half-admitted before a crash
             other = existing.get("id", "?")
             self._reject(raw, [f"duplicate of run {other} (identical canonical configuration, "
-                               f"fingerprint {fp})"], source, index, duplicate_of=other)
+                               f"fingerprint {fp})"], source, index, duplicate_of=other, info=info,
+                         excerpt=excerpt)
             report.duplicates += 1
             report.messages.append(f"{where}: duplicate of run {other}")
             return None
@@ -219,10 +280,17 @@ class Admitter:
         return run_id
 
     def _reject(self, raw: Any, errors: list[str], source: str, index: int | None,
-                duplicate_of: str | None = None) -> None:
+                duplicate_of: str | None = None, info: EntryInfo | None = None, excerpt: str = "",
+                whole: bool = False) -> None:
+        """Write the rejection record (once: a record named after this file and index that exists
+        was written before a crash). It keeps what was given only up to record_excerpt_bytes."""
+        name = _record_name(info, source, index) if info is not None else None
+        if name is not None and os.path.lexists(self.layout.rejected / name):
+            return
+        given = raw if whole else _given(raw, excerpt, self.cfg.record_excerpt_bytes)
         record = {"rejected_at": time.time(), "source": source, "index": index, "errors": errors,
-                  "idea": raw, "duplicate_of": duplicate_of, "node": self.node}
-        self.transitions.reject(_plain(record))
+                  "idea": given, "duplicate_of": duplicate_of, "node": self.node}
+        self.transitions.reject(_plain(record), name)
 
     # --- near-duplicate index ------------------------------------------------------------------
     def _refresh_index(self) -> None:
@@ -264,3 +332,31 @@ def _json_ok(obj: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def _record_name(info: EntryInfo, source: str, index: int | None) -> str:
+    """A rejection record's name: the UTC time the file was last written (newest first in a
+    reverse listing) and a digest of the file's identity and the idea's index."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(info.mtime_ns / 1e9))
+    digest = hashlib.sha256(f"{info.identity}|{source}|{index}".encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{stamp}-{digest[:16]}.json"
+
+
+def _head(data: bytes | str, cap: int) -> str:
+    """The first `cap` bytes of what was given, as text (a cut character is dropped)."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    return raw[:cap].decode("utf-8", "ignore")
+
+
+def _given(raw: Any, excerpt: str, cap: int) -> Any:
+    """What a record keeps of one idea: the idea as parsed if its JSON fits `cap` bytes, else (or
+    when it could not be parsed) {"text": the first `cap` bytes of its source text, "bytes",
+    "truncated"}."""
+    if raw is not None or not excerpt:
+        plain = _plain(raw)
+        text = json.dumps(plain, default=str)
+        if len(text.encode("utf-8", "surrogateescape")) <= cap:
+            return plain
+    source = excerpt or text
+    size = len(source.encode("utf-8", "surrogateescape"))
+    return {"text": _head(source, cap), "bytes": size, "truncated": size > cap}

@@ -3,7 +3,9 @@
 
 It shows two things: the node's events (orze.store.transitions emits one per state change;
 `render_event` is the one place that turns an event into a sentence) and log records at or above
-the level the user chose (`orze run --log-level`): what was recovered from or degraded.
+the level the user chose (`orze run --log-level`): what was recovered from or degraded. Every
+line shown passes through orze.safe_text.printable, so nothing from the inbox reaches the terminal
+as a control character.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from orze.safe_text import printable
 from orze.vocab import EventKind, RunStatus
 
 
@@ -112,6 +115,9 @@ class Display:
         root.propagate = False   # shown here, not a second time by Python's last-resort handler
 
     def line(self, message: str) -> None:
+        # Events and log records carry inbox file names and idea text: never let them drive the
+        # terminal (escape codes, carriage returns).
+        message = printable(message)
         stamp = time.strftime("%H:%M:%S")
         if self.live_mode:
             self.lines.append(f"{stamp} {message}")

@@ -46,14 +46,22 @@ def _as_number(value: Any) -> float | None:
     """Numbers, and strings that spell one ('3e-4' arrives from PyYAML as a string)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str) and len(value) <= 400:
             return float(value.strip().replace("_", ""))
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):   # an int too large for a float is not a number here
+        return None
     return None
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: an integer too large to print is named by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1024:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def coerce_value(dim: Dimension, value: Any) -> tuple[bool, Any]:
@@ -79,25 +87,25 @@ def coerce_value(dim: Dimension, value: Any) -> tuple[bool, Any]:
             if isinstance(value, str):
                 close = difflib.get_close_matches(value, dim.choices, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-            return False, f"{value!r} is not allowed{hint}; allowed: {dim.describe_allowed()}"
+            return False, f"{_shown(value)} is not allowed{hint}; allowed: {dim.describe_allowed()}"
         return True, value
 
     number = _as_number(value)
     if number is None or not math.isfinite(number):
-        return False, f"{value!r} is not {'an integer' if dim.type == 'int' else 'a number'}; allowed: {dim.describe_allowed()}"
+        return False, f"{_shown(value)} is not {'an integer' if dim.type == 'int' else 'a number'}; allowed: {dim.describe_allowed()}"
     if dim.type == "int":
         if not float(number).is_integer():
-            return False, f"{value!r} is not an integer; allowed: {dim.describe_allowed()}"
+            return False, f"{_shown(value)} is not an integer; allowed: {dim.describe_allowed()}"
         number = int(number)
     else:
         number = _sig(number)
     if dim.choices is not None:
         if number not in [(_sig(c) if dim.type == "float" else c) for c in dim.choices]:
-            return False, f"{value!r} is not allowed; allowed: {dim.describe_allowed()}"
+            return False, f"{_shown(value)} is not allowed; allowed: {dim.describe_allowed()}"
     else:
         assert dim.low is not None and dim.high is not None
         if number < dim.low - 1e-12 or number > dim.high + 1e-12:
-            return False, f"{value!r} is out of range; allowed: {dim.describe_allowed()}"
+            return False, f"{_shown(value)} is out of range; allowed: {dim.describe_allowed()}"
     return True, number
 
 
@@ -121,7 +129,7 @@ def _check_meta(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
         value = raw[key]
         if key == "priority":
             if value not in PRIORITIES:
-                errors.append(f"priority: {value!r} is not allowed; allowed: one of {', '.join(PRIORITIES)}")
+                errors.append(f"priority: {_shown(value)} is not allowed; allowed: one of {', '.join(PRIORITIES)}")
                 continue
         elif key == "prune":
             if value not in PRUNE_CHOICES:
@@ -129,10 +137,14 @@ def _check_meta(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
                 continue
         elif key == "source":
             if value not in SOURCES:
-                errors.append(f"source: {value!r} is not allowed; allowed: one of {', '.join(SOURCES)}")
+                errors.append(f"source: {_shown(value)} is not allowed; allowed: one of {', '.join(SOURCES)}")
                 continue
         elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
             errors.append(f"{key}: expected text, got {type(value).__name__}")
+            continue
+        elif isinstance(value, int) and value.bit_length() > 1024 or \
+                isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"{key}: {_shown(value)} is not text or a finite number that fits a float")
             continue
         value = str(value)
         if len(value) > _MAX_TEXT:

@@ -186,9 +186,9 @@ class Transitions:
         self.tail.poll()
         return run_id in self.tail.ids
 
-    def reject(self, record: dict[str, Any]) -> None:
-        """Keep a rejected idea with its reasons (never dropped)."""
-        name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}.json"
+    def reject(self, record: dict[str, Any], name: str | None = None) -> None:
+        """Keep a rejected idea with its reasons (never dropped); `name`: its record's file name."""
+        name = name or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}.json"
         # What an agent gave, verbatim: owner-only (or the storage group's), whatever the umask.
         atomic_write_json(self.layout.rejected / name, record, mode=private_mode(self.layout.group))
         dup = record.get("duplicate_of")

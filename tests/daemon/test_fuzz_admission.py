@@ -19,6 +19,8 @@ HOSTILE = [
     "learning_rate: 1e999999", "batch_size: 99999999999999999999999999", "- " * 2000 + "x",
     "[" * 500, "\x00\x01\x02\xff", "epochs: 40: 3", "? [a, b]\n: c", "backbone: !!binary aGVsbG8=",
     "- {backbone: ../../etc/passwd}", "seed: .nan", "- idea_name: x\n  idea_name: y",
+    "a: &a [*a, 1]", "seed: " + "9" * 5000, "- {seed: 1, seed: 2}\n- seed: 3", "- seed: -.inf\n- seed: 4",
+    "<<: {seed: 1}\nseed: 2", "\x1b[31m: 1", "[" * 20000, "- &x {seed: 5}\n- *x\n- *x",
 ]
 keys = st.sampled_from(["backbone", "pooling", "learning_rate", "batch_size", "epochs", "loss",
                         "focal_gamma", "seed", "priority", "bogus", "../x", "", "epochs: 40"])
