@@ -201,7 +201,7 @@ class Layout:
     def ensure(self) -> "Layout":
         """Create the runs/ tree (idempotent). Configs are created by `orze init`, not here."""
         dirs = [self.runs, self.inbox, self.admitting, self.admitted, self.queue, self.rejected,
-                self.fingerprints, self.exp, self.nodes, self.agents, self.tmp]
+                self.fingerprints, self.quarantine, self.exp, self.nodes, self.agents, self.tmp]
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
         if self.group:
