@@ -206,3 +206,4 @@ RUN_WORKER_PID = "worker.pid"
 STORE_FEATURES = "features.npy"
 STORE_CLIPS = "clips.txt"
 STORE_META = "meta.json"
+STORE_LENGTHS = "lengths.npy"   # (N,) real frames per clip; absent = every clip full length
