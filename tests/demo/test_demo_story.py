@@ -30,3 +30,20 @@ def test_story_follows_the_leaderboard():
     absent = campaign_story([_row(2, "dinov3_l", 0.71)], metric_name="val_auc")
     assert absent[0].startswith("best val_auc per backbone") and "never finished a vjepa2 run" in absent[1]
     assert "No run finished" in campaign_story([_row(1, "vjepa2", None, "failed")])[0]
+
+
+def test_the_shipped_demo_subspace_fits_the_shipped_space(default_space):
+    """The demo's agents sample inside configs/space.yaml (a subspace value the space refuses
+    would stop the demo's agent at its first cycle)."""
+    from pathlib import Path
+
+    import yaml
+
+    from orze.agents.base import restrict_space
+
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "orze.yaml").read_text())
+    subspaces = [a["options"]["subspace"] for a in project["agents"] if "subspace" in a.get("options", {})]
+    assert subspaces
+    for sub in subspaces:
+        narrowed = restrict_space(default_space, sub)
+        assert narrowed.dimensions["learning_rate"].low >= 1e-3   # the demo's short schedules train
