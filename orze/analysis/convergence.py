@@ -160,7 +160,12 @@ def convergence_sentence(conv: dict) -> str:
         return (f"No model converged on the best-so-far curve of {conv.get('runs')} runs "
                 f"({'; '.join(f'{m}: {w}' for m, w in words.items())}); read the curve, not a fit.")
     ceiling = fits[sel]["params"].get("a_inf") if sel in fits else None
-    tail = f", predicting a ceiling of {ceiling:.4f}" if sel in good and ceiling is not None else ""
+    upper = conv.get("upper_bound")
+    if sel in good and ceiling is not None and upper is not None and ceiling >= upper - 1e-6:
+        tail = (f", but its ceiling sits at the metric's bound ({upper:g}): the runs so far do not "
+                f"show where the curve levels off")
+    else:
+        tail = f", predicting a ceiling of {ceiling:.4f}" if sel in good and ceiling is not None else ""
     beats = conv.get("beats_null_p95")
     null = ("; its R² is above the permutation null's 95th percentile" if beats else
             "; its R² is not above the permutation null's 95th percentile (any rising curve fits this well)"

@@ -75,3 +75,12 @@ def test_a_fit_that_does_not_converge_says_so():
     smooth = 0.9 - 0.4 * n ** -0.8
     good = convergence(np.r_[smooth, smooth[-1] + 0.001 * np.arange(1, 30)], permutations=0)
     assert good["verdict"].startswith("Converged:") and "ceiling" in good["verdict"]
+
+
+def test_a_ceiling_at_the_bound_is_not_called_a_prediction():
+    from orze.analysis.convergence import convergence_sentence
+
+    fit = {"ok": True, "params": {"a_inf": 1.0, "b": 0.4, "c": 0.06}, "stderr": {"a_inf": 0.1, "b": 0.1, "c": 0.01}}
+    text = convergence_sentence({"runs": 20, "fits": {"exponential": fit}, "selected": "exponential",
+                                 "upper_bound": 1.0})
+    assert "sits at the metric's bound (1)" in text and "predicting" not in text
