@@ -231,3 +231,4 @@ RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the w
 STORE_FEATURES = "features.npy"
 STORE_CLIPS = "clips.txt"
 STORE_META = "meta.json"
+STORE_LENGTHS = "lengths.npy"   # (N,) real frames per clip; absent = every clip full length

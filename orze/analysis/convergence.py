@@ -133,6 +133,46 @@ def fit_curve(best: Sequence[float], upper: float = math.inf,
     return {m: fit_model(m, n, y, upper) for m in MODELS}
 
 
+def describe_fit(fd: dict) -> str:
+    """One fit in words: converged with determined parameters, fitted but undetermined (too few or
+    too flat runs: a standard error undefined or larger than its value), or did not converge."""
+    if not fd.get("ok"):
+        msg = str(fd.get("message") or "")
+        if msg.startswith("did not converge"):
+            return f"did not converge: the optimiser found no parameters ({msg.split(': ', 1)[-1]})"
+        return f"not fitted: {msg}"
+    loose = [k for k, v in fd["params"].items()
+             if fd["stderr"].get(k) is None or (v != 0 and fd["stderr"][k] > abs(v))]
+    if loose:
+        return (f"did not converge to determined parameters: {', '.join(loose)} "
+                f"{'has' if len(loose) == 1 else 'have'} an undefined or larger-than-itself standard error "
+                f"(too few runs or too flat a curve to pin it)")
+    return "converged"
+
+
+def convergence_sentence(conv: dict) -> str:
+    """The convergence section's headline in words."""
+    fits = conv.get("fits") or {}
+    words = {m: describe_fit(fd) for m, fd in fits.items()}
+    good = [m for m, w in words.items() if w == "converged"]
+    sel = conv.get("selected")
+    if not good:
+        return (f"No model converged on the best-so-far curve of {conv.get('runs')} runs "
+                f"({'; '.join(f'{m}: {w}' for m, w in words.items())}); read the curve, not a fit.")
+    ceiling = fits[sel]["params"].get("a_inf") if sel in fits else None
+    upper = conv.get("upper_bound")
+    if sel in good and ceiling is not None and upper is not None and ceiling >= upper - 1e-6:
+        tail = (f", but its ceiling sits at the metric's bound ({upper:g}): the runs so far do not "
+                f"show where the curve levels off")
+    else:
+        tail = f", predicting a ceiling of {ceiling:.4f}" if sel in good and ceiling is not None else ""
+    beats = conv.get("beats_null_p95")
+    null = ("; its R² is above the permutation null's 95th percentile" if beats else
+            "; its R² is not above the permutation null's 95th percentile (any rising curve fits this well)"
+            if beats is False else "")
+    return f"Converged: {', '.join(good)}; selected by AIC: {sel}{tail}{null}."
+
+
 def select_model(fits: dict[str, Fit]) -> str | None:
     ok = [f for f in fits.values() if f.ok and f.aic is not None and math.isfinite(f.aic)]
     return min(ok, key=lambda f: f.aic).model if ok else None
@@ -175,7 +215,7 @@ def convergence(metric: Sequence[float], *, permutations: int = 200, seed: int =
     fits = fit_curve(best, bound)
     null = permutation_null(y, permutations, seed, bound) if permutations > 0 else None
     power = fits["power"]
-    return {
+    out = {
         "runs": int(y.size),
         "best": float(best[-1]),
         "upper_bound": bound if math.isfinite(bound) else None,
@@ -187,3 +227,7 @@ def convergence(metric: Sequence[float], *, permutations: int = 200, seed: int =
         "beats_null_p95": (None if not null or null["r2_p95"] is None or power.r2 is None
                            else bool(power.r2 > null["r2_p95"])),
     }
+    for fd in out["fits"].values():
+        fd["verdict"] = describe_fit(fd)
+    out["verdict"] = convergence_sentence(out)
+    return out

@@ -58,6 +58,20 @@ def jsd_bits(distributions: Sequence[Sequence[float]]) -> float:
     return max(0.0, entropy_bits(mix) - float(np.mean([entropy_bits(p) for p in ps])))
 
 
+MIN_WINDOWS = 3   # fewer windows than this draws a point or a segment, not a curve
+
+
+def fit_window(n: int, window: int, step: int | None = None) -> tuple[int, int]:
+    """(window, step) for `n` runs: the requested window, shrunk to half the campaign when it
+    would give fewer than MIN_WINDOWS windows (a small campaign gets a curve, not one point)."""
+    window = max(1, min(window, n))
+    step = step or max(1, window // 5)
+    if len(_windows(n, window, step)) < MIN_WINDOWS and n >= 4:
+        window = max(2, n // 2)
+        step = max(1, window // 5)
+    return window, step
+
+
 def _windows(n: int, window: int, step: int) -> list[tuple[int, int]]:
     if n <= window:
         return [(0, n)]
@@ -74,8 +88,7 @@ def sliding_entropy(done: pd.DataFrame, components: dict[str, list[str]] | None 
     if len(done) == 0:
         raise AnalysisError("entropy: no finished runs")
     components = components or DEFAULT_COMPONENTS
-    window = max(1, min(window, len(done)))
-    step = step or max(1, window // 5)
+    window, step = fit_window(len(done), window, step)
     codes = {}
     for name, dims in components.items():
         cols = [d for d in dims if d in done.columns]
@@ -110,8 +123,7 @@ def jsd_over_time(done: pd.DataFrame, dims: list[str] | None = None, window: int
     codes, _ = pd.factorize(cell_labels(done, dims))
     k = int(codes.max()) + 1
     agent_codes, agent_names = pd.factorize(agents)  # None -> -1
-    window = max(1, min(window, len(done)))
-    step = step or max(1, window // 5)
+    window, step = fit_window(len(done), window, step)
     rows = []
     for s, e in _windows(len(done), window, step):
         ac, cc = agent_codes[s:e], codes[s:e]

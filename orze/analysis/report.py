@@ -57,7 +57,7 @@ def plot_convergence(a: Analysis) -> str:
     conv = a.summary.get("convergence", {})
     for model, fd in (conv.get("fits") or {}).items():
         if fd.get("ok"):
-            fit = Fit(**fd)
+            fit = Fit(**{k: v for k, v in fd.items() if k in Fit.__dataclass_fields__})
             ax.plot(n, fit.predict(n), lw=1.2, ls="--",
                     label=f"{model} fit (R²={fd['r2']:.3f})" if fd.get("r2") is not None else model)
     for name, curve in (a.series.get("curves") or {}).items():
@@ -75,8 +75,9 @@ def plot_convergence(a: Analysis) -> str:
 def plot_series(df: pd.DataFrame, cols: list[str], title: str, ylabel: str) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3.5))
+    few = len(df) < 30   # a small campaign: markers, so every window shows
     for c in cols:
-        ax.plot(df["end"], df[c], label=c)
+        ax.plot(df["end"], df[c], label=c, marker="o" if few else None, ms=4)
     ax.set_xlabel("runs (window end)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -197,8 +198,9 @@ def render_html(a: Analysis) -> str:
             names = MODELS[m][1]
             rows.append({"model": m + (" (selected)" if m == conv["selected"] else ""),
                          "parameters": "; ".join(f"{k}={_fmt(fd['params'].get(k))} ± {_fmt(fd['stderr'].get(k))}"
-                                                 for k in names) if fd["ok"] else fd["message"],
-                         "R²": fd["r2"], "AIC": fd["aic"]})
+                                                 for k in names) if fd["ok"] else "–",
+                         "fit": fd.get("verdict", ""), "R²": fd["r2"], "AIC": fd["aic"]})
+        parts.append(f"<p>{html.escape(conv.get('verdict', ''))}</p>")
         parts.append(_table(rows))
         null = conv.get("null") or {}
         parts.append(f"<p>Permutation null for R² over {null.get('permutations', 0)} random orders: mean "

@@ -81,7 +81,7 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
     ent = _guard(lambda: exploration.sliding_entropy(done, comps, window=entropy_window))
     if isinstance(ent, pd.DataFrame):
         series["entropy"] = ent
-        out["entropy"] = {"window": int(min(entropy_window, len(done))), "components": comps,
+        out["entropy"] = {"window": exploration.fit_window(len(done), entropy_window)[0], "components": comps,
                           **{c: _range(ent, c) for c in [*comps, "joint"]}}
     else:
         out["entropy"] = ent
@@ -90,7 +90,7 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
         series["jsd"] = jsd
         valid = jsd.dropna(subset=["jsd"])
         out["jsd"] = ({"error": "no window has two agents with enough runs"} if len(valid) == 0 else
-                      {"window": int(min(entropy_window, len(done))), "agents":
+                      {"window": exploration.fit_window(len(done), entropy_window)[0], "agents":
                        sorted(map(str, exploration.agent_labels(done).dropna().unique())),
                        **_range(valid, "jsd")})
     else:

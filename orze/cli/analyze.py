@@ -7,6 +7,7 @@ few runs, an unknown --after id) ends with one clear error line, never a traceba
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -48,20 +49,49 @@ def _p(v: Any) -> str:
     return "<1e-300" if v == 0 else _f(v)
 
 
-def _run_analysis(root, after, since, window, seed, permutations, replays, tpe_trials,
-                  entropy_window, min_group_runs) -> Analysis:
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What selects and tunes an analysis; `orze analyze` and `orze report` take the same options
+    (the typer Option objects below are the one definition both commands declare)."""
+    after: Optional[str] = None
+    since: Optional[str] = None
+    window: Optional[int] = None
+    seed: int = 0
+    permutations: int = 200
+    replays: int = 1000
+    tpe_trials: int = 500
+    entropy_window: int = 100
+    min_group_runs: int = 10
+
+
+AfterOpt = typer.Option(None, "--after", help="Only runs completed after this run id.")
+SinceOpt = typer.Option(None, "--since", help="Only runs finished at/after this ISO time.")
+WindowOpt = typer.Option(None, "--window", min=1, help="Only the last N finished runs.")
+SeedOpt = typer.Option(0, "--seed", help="Seed for permutations, re-subsamples and TPE.")
+PermutationsOpt = typer.Option(200, "--permutations", min=0, help="Random orders for the R² null.")
+ReplaysOpt = typer.Option(1000, "--replays", min=1, help="Random orders for the random-search replay.")
+TpeOpt = typer.Option(500, "--tpe-trials", min=0, help="TPE replay length (0 turns it off).")
+EntropyWindowOpt = typer.Option(100, "--entropy-window", min=2,
+                                help="Runs per entropy/JSD window (shrunk to fit a small campaign).")
+MinGroupOpt = typer.Option(10, "--min-group-runs", min=2, help="Runs an architecture group needs for ANOVA.")
+
+
+def _run_analysis(root, opts: AnalysisOptions) -> Analysis:
     from orze.analysis import AnalysisError, load_frame
     from orze.analysis.frame import parse_since
     from orze.analysis.summary import analyze
 
+    if opts.since and opts.window:
+        raise fail("--since and --window exclude each other; give one")
     layout = layout_for(root)
     space = _space(layout)
     try:
         frame = load_frame(layout)
-        since_ts = parse_since(since) if since else None
-        return analyze(frame, space, after=after, since=since_ts, window=window, seed=seed,
-                       permutations=permutations, replay_permutations=replays, tpe_trials=tpe_trials,
-                       entropy_window=entropy_window, min_group_runs=min_group_runs)
+        since_ts = parse_since(opts.since) if opts.since else None
+        return analyze(frame, space, after=opts.after, since=since_ts, window=opts.window, seed=opts.seed,
+                       permutations=opts.permutations, replay_permutations=opts.replays,
+                       tpe_trials=opts.tpe_trials, entropy_window=opts.entropy_window,
+                       min_group_runs=opts.min_group_runs)
     except AnalysisError as e:
         raise fail(str(e))
 
@@ -76,13 +106,15 @@ def _print(a: Analysis) -> None:
         console.print(f"[yellow]{conv['error']}[/]")
     else:
         t = Table(title="Convergence of the best so far")
-        for c in ("model", "parameters ± s.e.", "R²", "AIC"):
+        for c in ("model", "parameters ± s.e.", "fit", "R²", "AIC"):
             t.add_column(c)
         for m, fd in conv["fits"].items():
             params = ("  ".join(f"{k}={_f(v)}±{_f(fd['stderr'].get(k))}" for k, v in fd["params"].items())
-                      if fd["ok"] else fd["message"])
-            t.add_row(m + (" ✓" if m == conv["selected"] else ""), params, _f(fd["r2"]), _f(fd["aic"], 1))
+                      if fd["ok"] else "–")
+            t.add_row(m + (" ✓" if m == conv["selected"] else ""), params, fd.get("verdict", ""),
+                      _f(fd["r2"]), _f(fd["aic"], 1))
         console.print(t)
+        console.print(conv.get("verdict", ""), highlight=False)
         null = conv.get("null") or {}
         console.print(f"R² permutation null ({null.get('permutations', 0)} orders): mean {_f(null.get('r2_mean'))}, "
                       f"95th pct {_f(null.get('r2_p95'))}; observed above it: {_f(conv.get('beats_null_p95'))}")
@@ -163,21 +195,13 @@ def register(app: typer.Typer) -> None:
     def analyze_cmd(
         root: Optional[Path] = RootOption,
         as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
-        after: Optional[str] = typer.Option(None, "--after", help="Only runs completed after this run id."),
-        since: Optional[str] = typer.Option(None, "--since", help="Only runs finished at/after this ISO time."),
-        window: Optional[int] = typer.Option(None, "--window", min=1, help="Only the last N finished runs."),
-        seed: int = typer.Option(0, "--seed", help="Seed for permutations, re-subsamples and TPE."),
-        permutations: int = typer.Option(200, "--permutations", min=0, help="Random orders for the R² null."),
-        replays: int = typer.Option(1000, "--replays", min=1, help="Random orders for the random-search replay."),
-        tpe_trials: int = typer.Option(500, "--tpe-trials", min=0, help="TPE replay length (0 turns it off)."),
-        entropy_window: int = typer.Option(100, "--entropy-window", min=2, help="Runs per entropy/JSD window."),
-        min_group_runs: int = typer.Option(10, "--min-group-runs", min=2, help="Runs an architecture group needs for ANOVA."),
+        after: Optional[str] = AfterOpt, since: Optional[str] = SinceOpt, window: Optional[int] = WindowOpt,
+        seed: int = SeedOpt, permutations: int = PermutationsOpt, replays: int = ReplaysOpt,
+        tpe_trials: int = TpeOpt, entropy_window: int = EntropyWindowOpt, min_group_runs: int = MinGroupOpt,
     ) -> None:
         """Convergence, variance decomposition, exploration, baselines and noise floor of the campaign."""
-        if since and window:
-            raise fail("--since and --window exclude each other; give one")
-        a = _run_analysis(root, after, since, window, seed, permutations, replays, tpe_trials,
-                          entropy_window, min_group_runs)
+        a = _run_analysis(root, AnalysisOptions(after, since, window, seed, permutations, replays,
+                                                tpe_trials, entropy_window, min_group_runs))
         if as_json:
             from orze.analysis.summary import to_jsonable
             print(json.dumps(to_jsonable(a.summary), indent=1))
@@ -188,15 +212,17 @@ def register(app: typer.Typer) -> None:
     def report_cmd(
         root: Optional[Path] = RootOption,
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for index.html (default runs/report)."),
-        after: Optional[str] = typer.Option(None, "--after", help="Only runs completed after this run id."),
-        seed: int = typer.Option(0, "--seed"),
-        tpe_trials: int = typer.Option(500, "--tpe-trials", min=0, help="TPE replay length (0 turns it off)."),
+        after: Optional[str] = AfterOpt, since: Optional[str] = SinceOpt, window: Optional[int] = WindowOpt,
+        seed: int = SeedOpt, permutations: int = PermutationsOpt, replays: int = ReplaysOpt,
+        tpe_trials: int = TpeOpt, entropy_window: int = EntropyWindowOpt, min_group_runs: int = MinGroupOpt,
     ) -> None:
-        """Write the self-contained HTML report (plots embedded) and print its path."""
+        """Write the self-contained HTML report (plots embedded) and print its path; takes the
+        same selection and analysis options as `orze analyze`."""
         from orze.analysis.report import write_report
 
         layout = layout_for(root)
-        a = _run_analysis(root, after, None, None, seed, 200, 1000, tpe_trials, 100, 10)
+        a = _run_analysis(root, AnalysisOptions(after, since, window, seed, permutations, replays,
+                                                tpe_trials, entropy_window, min_group_runs))
         try:
             path = write_report(a, out or layout.report)
         except OSError as e:

@@ -80,6 +80,13 @@ def run_cmd(root: Optional[Path] = RootOption,
         console.print(f"best validation AP {best[0]['metric']:.4f} ({best[0]['id']})")
     from orze.cli.app import app
     app(["leaderboard", "--root", str(layout.root), "--top", "10"], standalone_mode=False)
+    from orze.demo.story import campaign_story
+
+    for line in campaign_story(rows, metric_name=project.task.metric):
+        console.print(line, highlight=False)
+    console.print(f"The campaign's story in plots: [bold]orze report --root {layout.root}[/] "
+                  f"(writes {layout.report}/index.html; `orze analyze` prints the same analysis).",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -88,8 +88,8 @@ def extract_cmd(
 @features_app.command("import")
 def import_cmd(
     backbone: str = typer.Option(..., "--backbone", "-b", help="Store name under features/ (e.g. dinov2_b)."),
-    source: Path = typer.Option(..., "--from", help="Per-clip .npy/.npz directory, one .npy/.npz array, or a .parquet file."),
-    fmt: str = typer.Option("auto", "--format", help="auto | npy-dir | array | parquet."),
+    source: Path = typer.Option(..., "--from", help="Per-clip .npy/.npz directory (clips may differ in length), an .npz of per-clip arrays named by clip id, one .npy/.npz (N, T, D) array with --index, or a .parquet file."),
+    fmt: str = typer.Option("auto", "--format", help="auto | npy-dir | npz | array | parquet."),
     index: Optional[Path] = typer.Option(None, "--index", help="Clip ids of the array's rows (text, or CSV with clip_id)."),
     key: Optional[str] = typer.Option(None, "--key", help="Array name inside .npz files."),
     column: str = typer.Option("features", "--column", help="Parquet column with the features."),
@@ -121,8 +121,25 @@ def import_cmd(
                           f"the labels and were left out: {escape(', '.join(report.ignored[:5]))}",
                           highlight=False)
     _warn_if_not_in_space(layout, backbone)
+    lens = report.lengths
+    shape = (f"clips of {lens['min']}–{lens['max']} frames (mean {lens['mean']:g}) padded to T={report.frames}"
+             if report.ragged else f"T={report.frames}")
     console.print(f"[bold]{backbone}[/]: imported {report.clips} clips ({report.format}), "
-                  f"T={report.frames}, D={report.dim} into {escape(str(report.store))}", highlight=False)
+                  f"{shape}, D={report.dim} into {escape(str(report.store))}", highlight=False)
+    _warn_lengths(layout, backbone)
+
+
+def _warn_lengths(layout, backbone: str) -> None:
+    """What the space's seq_len does to the imported lengths (the same warnings as `check`)."""
+    from orze.features.check import space_seq_len
+    from orze.features.lengths import length_issues
+    from orze.features.store import open_store
+
+    store = open_store(layout.backbone_dir(backbone), backbone)
+    seq_lens, default = space_seq_len(layout)
+    for _code, _path, msg in length_issues(backbone, str(store.path), store.lengths, store.frames,
+                                           store.ragged, seq_lens, default, str(layout.space_config)):
+        err_console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False)
 
 
 @features_app.command("check")
@@ -142,10 +159,15 @@ def check_cmd(
     else:
         if report.stores:
             t = Table(title=f"Feature stores ({layout.features})")
-            for col in ("backbone", "clips", "shape", "source", "model id"):
+            for col in ("backbone", "clips", "shape", "lengths min/mean/max", "padding",
+                        "seq_len drops", "source", "model id"):
                 t.add_column(col)
             for name, s in report.stores.items():
+                ln, sq = s.get("lengths") or {}, s.get("seq_len") or {}
                 t.add_row(name, str(s["clips"]), "×".join(map(str, s["shape"])),
+                          f"{ln['min']}/{ln['mean']:g}/{ln['max']}" if ln else "-",
+                          f"{ln['padding']:.0%}" if ln else "-",
+                          f"{sq['frames_dropped']:.1%} at {sq['seq_len']}" if sq else "-",
                           str(s["source"]), str(s["model_id"]))
             console.print(t)
         if report.splits:

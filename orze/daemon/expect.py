@@ -69,6 +69,8 @@ def feature_expectations(layout: Layout, effective: dict[str, Any] | None) -> di
             log.warning("cannot open features of %s to verify a run: %s", b, e)
             continue
         out.setdefault("stored_frames", store.frames)
+        if "clip_lengths" not in out:
+            out.update(length_expectations(layout, store))
         wanted = [cid for rows in (f.get("rows") or {}).values() for cid, _ in rows
                   if isinstance(cid, str)]
         have = set(store.ids)
@@ -80,6 +82,20 @@ def feature_expectations(layout: Layout, effective: dict[str, Any] | None) -> di
                       for c, r in zip(known, rows)}
         out["rows"][b] = hashes
     return out
+
+
+def length_expectations(layout: Layout, store) -> dict[str, Any]:
+    """The real frames of every clip per split (in clips.csv order) from a ragged store's
+    lengths.npy; {} for a store without lengths (every clip full length, `stored_frames`)."""
+    if not store.ragged:
+        return {}
+    try:
+        clips = read_clips(layout.clips_csv)
+        per = {s: [c.clip_id for c in clips if c.split == s] for s in SPLITS}
+        return {"clip_lengths": {s: [int(v) for v in store.lengths[store.rows(ids)]] for s, ids in per.items()}}
+    except FeatureStoreError as e:
+        log.warning("cannot read clip lengths of %s to verify a run: %s", store.backbone, e)
+        return {}
 
 
 def run_context(project: "ProjectConfig") -> tuple[bool, "MetricSpec"]:

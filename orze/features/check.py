@@ -8,6 +8,9 @@ clips.txt, meta.json agreeing with the array (backbone, num_clips, frames, dim),
 NaN/inf, no all-zero clip (warning), no unfinished extraction left behind (warning).
 Store vs clips.csv: every clip of clips.csv present in every backbone; ids unknown to clips.csv
 (warning); fused backbones need one frame count (warning when they differ).
+Lengths (orze.features.lengths): a ragged store's lengths.npy readable and valid (1..frames per
+row); warnings when the space's default or largest `seq_len` drops real frames, when a store is
+mostly padding, and when a store without lengths ends its clips in all-zero frames (hand padding).
 Split: clips.csv readable, each clip id once (a clip in two splits breaks disjointness), train and
 val present (test: warning), both labels in every split (AP is undefined otherwise), and positive
 rates of the splits within a factor `max_rate_ratio` of each other (warning).
@@ -24,8 +27,9 @@ import numpy as np
 
 import json
 
-from orze.features.store import PARTIAL_DIR, SPLITS, Clip, FeatureStoreError, read_clips
-from orze.layout import Layout, STORE_CLIPS, STORE_FEATURES, STORE_META
+from orze.features.lengths import length_issues, length_stats, seq_len_effect, seq_len_values, trailing_zero_frames
+from orze.features.store import PARTIAL_DIR, SPLITS, Clip, FeatureStoreError, check_lengths, read_clips
+from orze.layout import Layout, STORE_CLIPS, STORE_FEATURES, STORE_LENGTHS, STORE_META
 
 Level = Literal["error", "warning"]
 
@@ -133,8 +137,9 @@ def check_split(clips: list[Clip], path: Path | str = "features/clips.csv",
 # --- one store (pure over its parts) -----------------------------------------------------------
 
 def check_array(backbone: str, path: Path | str, ids: list[str], array: np.ndarray,
-                meta: dict[str, Any], chunk: int = 256) -> list[Issue]:
-    """The array and its ids and meta.json; scans values in chunks (works on a memmap)."""
+                meta: dict[str, Any], chunk: int = 256, scan: dict[str, int] | None = None) -> list[Issue]:
+    """The array and its ids and meta.json; scans values in chunks (works on a memmap). `scan`
+    receives `trailing_zero`, the count of trailing all-zero frames over all clips."""
     issues: list[Issue] = []
     npy = f"{path}/features.npy"
     if array.ndim != 3:
@@ -156,12 +161,16 @@ def check_array(backbone: str, path: Path | str, ids: list[str], array: np.ndarr
                            f"{len(dups)} clip id(s) more than once: {_first(dups)}"))
     bad: list[str] = []
     zero: list[str] = []
+    trailing = 0
     for start in range(0, array.shape[0], chunk):
         block = np.asarray(array[start:start + chunk], dtype=np.float32)
+        trailing += int(trailing_zero_frames(block).sum())
         finite = np.isfinite(block).all(axis=(1, 2))
         zeros = ~np.any(block != 0, axis=(1, 2))
         bad += [ids[start + i] for i in np.flatnonzero(~finite)]
         zero += [ids[start + i] for i in np.flatnonzero(zeros & finite)]
+    if scan is not None:
+        scan["trailing_zero"] = trailing
     if bad:
         issues.append(_err("nonfinite", npy, f"{len(bad)} clip(s) with NaN/inf: {_first(bad)}"))
     if zero:
@@ -232,6 +241,7 @@ def check_features(layout: Layout, backbones: list[str] | None = None,
             report.issues.append(_err("no-stores", layout.features,
                                       "no feature stores (orze features extract|import)"))
     frames: dict[str, int] = {}
+    seq_lens, seq_default = space_seq_len(layout)
     for d in dirs:
         name = d.name
         if (d / PARTIAL_DIR).exists():
@@ -247,13 +257,17 @@ def check_features(layout: Layout, backbones: list[str] | None = None,
             report.issues.append(parts)
             continue
         ids, array, meta = parts
-        report.issues += check_array(name, d, ids, array, meta)
+        scan: dict[str, int] = {}
+        report.issues += check_array(name, d, ids, array, meta, scan=scan)
         if clip_ids is not None:
             report.issues += check_coverage(name, d, ids, clip_ids, clips_csv)
         if array.ndim == 3:
             frames[name] = int(array.shape[1])
         report.stores[name] = {"clips": len(ids), "shape": list(array.shape),
                                "model_id": meta.get("model_id"), "source": meta.get("source")}
+        if array.ndim == 3 and array.shape[0] == len(ids) and ids:
+            report.issues += _lengths(report.stores[name], name, d, array, meta, scan, seq_lens,
+                                      seq_default, layout)
     report.issues += check_frames(frames, layout.features)
     return report
 
@@ -275,3 +289,35 @@ def _load_parts(d: Path) -> tuple[list[str], np.ndarray, dict[str, Any]] | Issue
     except (OSError, ValueError) as e:
         return _err("unreadable", d / STORE_FEATURES, f"not a readable .npy array: {e}")
     return ids, array, meta
+
+
+def space_seq_len(layout: Layout) -> tuple[list[int], int | None]:
+    """The seq_len values configs/space.yaml allows and its default ([], None without one)."""
+    from orze.space import SpaceError, load_space
+
+    if not layout.space_config.exists():
+        return [], None
+    try:
+        return seq_len_values(load_space(layout.space_config).dimensions)
+    except SpaceError:
+        return [], None
+
+
+def _lengths(summary: dict[str, Any], name: str, d: Path, array: np.ndarray, meta: dict[str, Any],
+             scan: dict[str, int], seq_lens: list[int], seq_default: int | None,
+             layout: Layout) -> list[Issue]:
+    """A store's clip lengths (lengths.npy, or all full length) into `summary`, with their issues."""
+    n, t = int(array.shape[0]), int(array.shape[1])
+    ragged = bool(meta.get("ragged"))
+    lengths = np.full(n, t, dtype=np.int64)
+    if ragged:
+        try:
+            lengths = check_lengths(d / STORE_LENGTHS, np.load(d / STORE_LENGTHS, allow_pickle=False), n, t)
+        except (OSError, ValueError, FeatureStoreError) as e:
+            return [_err("lengths", d / STORE_LENGTHS, f"meta.json says the store is ragged, but: {e}")]
+    summary["lengths"] = {**length_stats(lengths, t), "ragged": ragged}
+    if seq_default:
+        summary["seq_len"] = seq_len_effect(lengths, seq_default)
+    return [_warn(code, path, msg) for code, path, msg in
+            length_issues(name, str(d), lengths, t, ragged, seq_lens, seq_default,
+                          str(layout.space_config), scan.get("trailing_zero", 0))]

@@ -3,15 +3,23 @@
 Sources (format auto-detected from the path, or named):
   npy-dir   a directory of per-clip files <clip_id>.npy, or <clip_id>.npz holding one array (or the
             array named by `key`); each (T, D). This is also the converter from per-clip files.
+  npz       one .npz holding one (T, D) array per clip, each named by its clip id (no --index).
   array     one (N, T, D) .npy (or an .npz with one array / `key`) plus an index file naming the N
             clip ids in row order: a text file with one id a line, or a CSV with a clip_id column.
   parquet   one row per clip: a `clip_id` column and a `column` (default "features") holding a
             T-long list of D-long lists, or a flat list of T·D floats with `frames` = T given;
             or one row per (clip, frame): clip_id, `frame` (0..T-1) and a D-long list per row.
 
-Validation (the store is replaced only if every row passes): every clip of features/clips.csv present, one shape (T, D)
-for all clips, a floating dtype, no NaN/inf, values inside the float16 range (the store's dtype).
-Rows for clips that clips.csv does not list are reported and left out.
+Validation (the store is replaced only if every row passes): every clip of features/clips.csv
+present, one feature dimension D for all clips and at least one frame each, a floating dtype, no
+NaN/inf, values inside the float16 range (the store's dtype). Rows for clips that clips.csv does
+not list are reported and left out.
+
+Clips of different lengths T_i (per-clip sources: npy-dir, npz, parquet) make a ragged store:
+rows padded with zeros to the longest clip and each clip's length in lengths.npy
+(orze.features.store), so the worker masks the padding. Clips of one length make a plain store,
+exactly as before lengths existed. `import_arrays` is the same import from an in-memory mapping
+{clip_id: (T_i, D) array}, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -29,8 +37,8 @@ from orze.layout import STORE_META
 from orze.features.store import Clip, FeatureStoreError, split_grouped
 from orze.features.writer import write_store_rows
 
-Format = Literal["auto", "npy-dir", "array", "parquet"]
-FORMATS = ("auto", "npy-dir", "array", "parquet")
+Format = Literal["auto", "npy-dir", "npz", "array", "parquet"]
+FORMATS = ("auto", "npy-dir", "npz", "array", "parquet")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -43,9 +51,11 @@ class ImportReport:
     store: Path
     format: str
     clips: int = 0
-    frames: int = 0
+    frames: int = 0      # stored frames per row: the longest clip
     dim: int = 0
     ignored: list[str] = field(default_factory=list)  # ids in the source but not in clips.csv
+    ragged: bool = False
+    lengths: dict[str, float] = field(default_factory=dict)  # min/mean/max real frames per clip
 
 
 def detect_format(source: Path, index: Path | None) -> str:
@@ -54,6 +64,8 @@ def detect_format(source: Path, index: Path | None) -> str:
         return "npy-dir"
     if source.suffix.lower() == ".parquet":
         return "parquet"
+    if source.suffix.lower() == ".npz" and index is None:
+        return "npz"
     if source.suffix.lower() in (".npy", ".npz"):
         if index is None:
             raise FeatureImportError(f"{source}: one array needs --index (the clip ids in row order)")
@@ -119,6 +131,23 @@ def read_npy_dir(directory: Path, key: str | None = None) -> LazyArrays:
             raise FeatureImportError(f"{directory}: clip '{p.stem}' has both a .npy and a .npz file")
         loaders[p.stem] = partial(_load_clip_file, p, key)
     return LazyArrays(loaders)
+
+
+def read_npz_clips(path: Path) -> dict[str, np.ndarray]:
+    """An .npz of per-clip (T_i, D) arrays named by clip id."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {name: z[name] for name in z.files}
+    except (OSError, ValueError) as e:
+        raise FeatureImportError(f"{path}: not a readable .npz archive: {e}") from None
+    if not out:
+        raise FeatureImportError(f"{path}: holds no arrays (one (T, D) array per clip, named by clip id)")
+    for cid, arr in out.items():
+        if arr.ndim != 2:
+            raise FeatureImportError(f"{path}: array '{cid}' has shape {arr.shape}; expected (T, D) for "
+                                     f"one clip (for one (N, T, D) array pass --index)")
+    return out
 
 
 def read_index(path: Path) -> list[str]:
@@ -236,11 +265,28 @@ def plan(features: Mapping[str, np.ndarray], clips: list[Clip], source: Path
     return order, sorted(cid for cid in features if cid not in listed)
 
 
-def check_row(source: Path, cid: str, arr: np.ndarray, shape: tuple[int, ...], first: str) -> np.ndarray:
-    """One clip's array, checked (shape, dtype, finite, float16 range) and converted to float16."""
-    if arr.shape != shape:
-        raise FeatureImportError(f"{source}: clip '{cid}' has shape {arr.shape}, but clip "
-                                 f"'{first}' has {shape}; every clip needs the same (T, D)")
+def clip_shapes(features: Mapping[str, np.ndarray], ids: list[str], source: Path) -> tuple[int, int, bool]:
+    """(frames = the longest clip, D, ragged) over the clips to write; one D for all, T ≥ 1 each.
+    Per-clip .npy files are memory-mapped, so this reads headers only."""
+    first = ids[0]
+    lengths: set[int] = set()
+    dim = None
+    for cid in ids:
+        shape = features[cid].shape
+        if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+            raise FeatureImportError(f"{source}: clip '{cid}' has shape {shape}; expected (T, D) with "
+                                     f"at least one frame")
+        if dim is None:
+            dim = int(shape[1])
+        elif shape[1] != dim:
+            raise FeatureImportError(f"{source}: clip '{cid}' has {shape[1]} feature dims, but clip "
+                                     f"'{first}' has {dim}; every clip needs the same D")
+        lengths.add(int(shape[0]))
+    return max(lengths), int(dim), len(lengths) > 1
+
+
+def check_row(source: Path, cid: str, arr: np.ndarray) -> np.ndarray:
+    """One clip's array, checked (dtype, finite, float16 range) and converted to float16."""
     if not np.issubdtype(arr.dtype, np.floating):
         raise FeatureImportError(f"{source}: clip '{cid}' has dtype {arr.dtype}; features must be "
                                  f"floating point (float16/32/64)")
@@ -257,9 +303,36 @@ def check_row(source: Path, cid: str, arr: np.ndarray, shape: tuple[int, ...], f
 
 
 def _rows(features: Mapping[str, np.ndarray], order: list[str], source: Path,
-          shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+          lengths: list[int]) -> Iterator[np.ndarray]:
     for cid in order:
-        yield check_row(source, cid, features[cid], shape, order[0])
+        arr = check_row(source, cid, features[cid])
+        lengths.append(int(arr.shape[0]))
+        yield arr
+
+
+def import_arrays(store_dir: Path, backbone: str, features: Mapping[str, np.ndarray], clips: list[Clip],
+                  *, source: Path | str = "<arrays>", fmt: str = "arrays", meta: dict[str, Any] | None = None,
+                  overwrite: bool = False) -> ImportReport:
+    """Validate {clip_id: (T_i, D) array} against `clips` and write features/<backbone>/; clips of
+    different lengths make a ragged store (zero padding, lengths.npy). E.g. for a ragged test:
+
+        import_arrays(layout.backbone_dir("digits"), "digits", {cid: x[:n] ...}, clips, overwrite=True)
+    """
+    source = Path(source)
+    if (Path(store_dir) / STORE_META).exists() and not overwrite:
+        raise FeatureImportError(f"{store_dir}/meta.json: a store for '{backbone}' exists; pass --force "
+                                 f"to replace it")
+    ids, ignored = plan(features, clips, source)
+    frames, dim, ragged = clip_shapes(features, ids, source)
+    full_meta = {"source": "import", "import_format": fmt, "imported_from": str(source.resolve()),
+                 "ignored_clips": len(ignored), **(meta or {})}
+    lengths: list[int] = []
+    # rows are checked as they stream in; a bad one aborts before the store is touched
+    write_store_rows(Path(store_dir), backbone, ids, _rows(features, ids, source, lengths),
+                     frames, dim, full_meta, ragged=ragged)
+    stats = {"min": min(lengths), "mean": round(sum(lengths) / len(lengths), 3), "max": max(lengths)}
+    return ImportReport(store=Path(store_dir), format=fmt, clips=len(ids), frames=frames, dim=dim,
+                        ignored=ignored, ragged=ragged, lengths=stats)
 
 
 def import_features(store_dir: Path, backbone: str, source: Path, clips: list[Clip], *,
@@ -280,21 +353,14 @@ def import_features(store_dir: Path, backbone: str, source: Path, clips: list[Cl
     if fmt == "npy-dir":
         if not source.is_dir():
             raise FeatureImportError(f"{source}: --format npy-dir needs a directory")
-        features = read_npy_dir(source, key)
+        features: Mapping[str, np.ndarray] = read_npy_dir(source, key)
+    elif fmt == "npz":
+        features = read_npz_clips(source)
     elif fmt == "array":
         if index is None:
             raise FeatureImportError(f"{source}: --format array needs --index")
         features = read_array(source, index, key)
     else:
         features = read_parquet(source, column, frames)
-    ids, ignored = plan(features, clips, source)
-    shape = features[ids[0]].shape
-    if len(shape) != 2 or 0 in shape:
-        raise FeatureImportError(f"{source}: clip '{ids[0]}' has shape {shape}; expected (T, D)")
-    full_meta = {"source": "import", "import_format": fmt, "imported_from": str(source.resolve()),
-                 "ignored_clips": len(ignored), **(meta or {})}
-    # rows are checked as they stream in; a bad one aborts before the store is touched
-    write_store_rows(Path(store_dir), backbone, ids, _rows(features, ids, source, shape),
-                     shape[0], shape[1], full_meta)
-    return ImportReport(store=Path(store_dir), format=fmt, clips=len(ids), frames=int(shape[0]),
-                        dim=int(shape[1]), ignored=ignored)
+    return import_arrays(store_dir, backbone, features, clips, source=source, fmt=fmt, meta=meta,
+                         overwrite=overwrite)

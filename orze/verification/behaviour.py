@@ -13,6 +13,7 @@ from typing import Any
 
 from orze.verification import reference as ref
 from orze.verification.checks import Checks, close, number
+from orze.verification.lengths import check_length_policy, expected_windows
 
 FP32_TOL = 1e-4
 BF16_TOL = 5e-2
@@ -189,12 +190,13 @@ def _data(c, config, effective, ev, metrics, expect, tol, _):
             f"seq_len: the model saw {d['train_seq_len']} frames in training and {d['eval_seq_len']} "
             f"in evaluation; requested {seq}")
     stored = expect.get("stored_frames") or effective.get("stored_frames")
-    window = ref.centre_window(int(stored), seq) if stored else None
+    windows = expected_windows(expect, effective, seq)   # row 0's centre window, from its length
     frames = d["frames"]
-    bad = {s: f for s, f in frames.items() if f != window}
-    c.check("sequence.frames", window is not None and set(frames) >= {"train", "val", "test"} and not bad,
-            f"sequence: stored frames used per split {bad or frames} differ from the centre window "
-            f"{window} of {stored} stored frames")
+    bad = {s: f for s, f in frames.items() if windows is None or f != windows.get(s)}
+    c.check("sequence.frames", windows is not None and set(frames) >= {"train", "val", "test"} and not bad,
+            f"sequence: stored frames used per split {bad or frames} differ from the centre windows "
+            f"{windows} of row 0's real frames ({stored} stored frames per row)")
+    check_length_policy(c, config, effective, expect)
     want_labels = expect.get("labels_hashes")
     if want_labels:
         got = effective.get("labels_hashes") or {}

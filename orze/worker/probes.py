@@ -10,7 +10,9 @@ so they never change what training does.
   large values at padded positions; for attention pooling also the distance from an independent
   evaluation of the attention formula with the module's own weights, and from the masked mean;
 - padding: the classifier end to end, in eval mode, on a masked batch and on the same batch with
-  different values at padded positions (padding must not change the output).
+  different values at padded positions (padding must not change the output); the batch's lengths
+  are fixed ones (full, one short, a single frame, half) plus the shortest, median and longest
+  real lengths of the training split as fitted, so a ragged store's own lengths are probed.
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ def pooling_probe(pool: torch.nn.Module, d_model: int, device: torch.device) -> 
 
 @torch.no_grad()
 def padding_probe(model: torch.nn.Module, dims: list[int], seq_len: int, device: torch.device,
-                  autocast: Callable) -> dict[str, Any]:
+                  autocast: Callable, stored_lengths: torch.Tensor | None = None) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(12345)   # a private generator: global RNG untouched
     lengths = [seq_len, max(1, seq_len - 1), 1, max(1, (seq_len + 1) // 2)]
+    if stored_lengths is not None and len(stored_lengths):
+        seen = stored_lengths.clamp(1, seq_len).sort().values
+        lengths += [int(seen[0]), int(seen[len(seen) // 2]), int(seen[-1])]
     mask = torch.tensor([[t < n for t in range(seq_len)] for n in lengths], device=device)
     xs = [torch.randn(len(lengths), seq_len, d, generator=gen).to(device) for d in dims]
     other = [torch.where(mask.unsqueeze(-1), x, 10 * torch.randn(x.shape, generator=gen).to(device))
@@ -80,5 +85,5 @@ def padding_probe(model: torch.nn.Module, dims: list[int], seq_len: int, device:
             b = model(other, mask).float()
     finally:
         model.train(was)
-    return {"max_change": float((a - b).abs().max()), "scale": float(a.abs().max()),
+    return {"max_change": float((a - b).abs().max()), "scale": float(a.abs().max()), "lengths": lengths,
             "finite": bool(torch.isfinite(a).all() and torch.isfinite(b).all())}

@@ -30,7 +30,7 @@ from orze.space import check_idea, load_space
 from orze.store.atomic import atomic_write_json
 from orze.vocab import WorkerMode
 from orze.worker.cache import FeatureCache
-from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, labels_hash, load_experiment_data
+from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, labels_hash, load_experiment_data, sequence_note
 from orze.worker.evidence import Recorder
 from orze.worker.losses import build_loss
 from orze.worker.memory import peak_rss_mb, reset_peak_rss
@@ -255,13 +255,15 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         (lambda: torch.autocast("cpu", enabled=False))
     t_probe = time.time()
     probes = {"loss": loss_probe(loss_fn), "pooling": pooling_probe(model.pooling, model.head.in_features, dev),
-              "padding": padding_probe(model, data.dims, int(train.mask.shape[1]), dev, autocast)}
+              "padding": padding_probe(model, data.dims, int(train.mask.shape[1]), dev, autocast,
+                                      train.mask.sum(dim=1).cpu())}
     rec = Recorder(model, dev, data.unfitted)
     verify_s = time.time() - t_probe
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     log(f"device={dev} threads={torch.get_num_threads()} params={sum(p.numel() for p in model.parameters())} "
         f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]}")
+    log(sequence_note(data.info["sequence_lengths"]))
 
     history, best_state = [], None
     t_last_epoch = time.time()

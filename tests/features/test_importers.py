@@ -92,7 +92,7 @@ def _npy_dir(tmp_path, feats):
 
 @pytest.mark.parametrize("mutate,message", [
     (lambda f: f.pop("b"), r"1 clip\(s\) of features/clips.csv have no features, first: b"),
-    (lambda f: f.__setitem__("b", np.zeros((T + 1, D), np.float32)), r"clip 'b' has shape \(4, 4\)"),
+    (lambda f: f.__setitem__("b", np.zeros((T, D + 1), np.float32)), r"clip .b. has 5 feature dims, but clip .a. has 4"),
     (lambda f: f.__setitem__("b", np.zeros((T, D), np.int32)), "dtype int32; features must be floating"),
     (lambda f: f["c"].__setitem__((1, 2), np.nan), "clip 'c' has NaN/inf at frame 1, dim 2"),
     (lambda f: f["c"].__setitem__((0, 0), np.inf), "clip 'c' has NaN/inf at frame 0, dim 0"),

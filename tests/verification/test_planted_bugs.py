@@ -108,8 +108,8 @@ BUGS = [
         "self.oversample_ratio, 1.0)", "1.0, self.oversample_ratio)", A,
         "oversample_ratio:"),
     Bug("eval-crops-other-frames", "behaviour", D, "load_experiment_data",
-        "fitted, mask = fit_length(x, seq_len)",
-        "fitted, mask = fit_length(x, seq_len) if s == 'train' else "
+        "fitted, mask = fit_length(x, seq_len, lengths[s])",
+        "fitted, mask = fit_length(x, seq_len, lengths[s]) if s == 'train' else "
         "(x[:, :seq_len], torch.ones(x.shape[0], seq_len, dtype=torch.bool, device=x.device))",
         A, "sequence:", (T,)),
     Bug("crop-from-start", "behaviour", D, "fit_length", "start = (t - seq_len) // 2", "start = 0",
@@ -172,8 +172,8 @@ BUGS = [
         "return list(order.split(self.batch_size))", "return list(order.split(self.batch_size))[:-1]",
         A, "batch_size:"),
     Bug("one-store-loaded-twice", "reported, not compared", D, "load_experiment_data",
-        "tensors, info = load_backbone(layout, b, ids, device)",
-        "tensors, info = load_backbone(layout, backbones[0], ids, device)",
+        "tensors, lens, info = load_backbone(layout, b, ids, device)",
+        "tensors, lens, info = load_backbone(layout, backbones[0], ids, device)",
         C, "backbone:", (T,)),
     Bug("head-dropout-hard-coded", "reported, not compared", M.ClipClassifier, "__init__",
         "self.head_dropout = nn.Dropout(dropout)", "self.head_dropout = nn.Dropout(0.1)",
