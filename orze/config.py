@@ -14,9 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orze.agent_config import AgentSpec, SweepConfig
 from orze.layout import Layout
+from orze.metrics import Metric
+from orze.metrics import names as metric_names
+from orze.metrics import resolve as resolve_metric
 from orze.notify.config import NotifyConfig
 from orze.slurm.settings import SlurmConfig
-from orze.vocab import WorkerMode
+from orze.vocab import KeepWeights, TaskType, WorkerMode
 
 
 class ConfigError(ValueError):
@@ -28,8 +31,22 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
+    """What is predicted and how runs are ranked (docs/tasks.md). The classes come from the labels
+    in features/clips.csv (orze.task checks them); `metric` names a metric of orze.metrics' registry
+    that applies to `type` (the bare name, its `val_` key, or an alias such as the old `val_auc`)."""
     name: str = "dashcam-collision"
-    metric: Literal["val_ap", "val_auc"] = "val_ap"
+    type: TaskType = Field(default=TaskType.BINARY, description="binary | multiclass")
+    metric: str = Field(default="ap", description="a registered metric: " + ", ".join(metric_names()))
+
+    @model_validator(mode="after")
+    def _metric_registered(self) -> "TaskConfig":
+        self.metric = resolve_metric(self.metric, self.type).name   # ValueError names the allowed
+        return self
+
+    @property
+    def spec(self) -> Metric:
+        """The ranked metric, from the registry (the one definition every consumer reads)."""
+        return resolve_metric(self.metric, self.type)
 
 
 class SchedulerConfig(_Section):
@@ -67,6 +84,9 @@ class WorkerConfig(_Section):
     max_jobs_per_process: int = Field(default=0, ge=0, description="replace a warm worker after N jobs (0: never)")
     max_memory_growth_mb: float = Field(
         default=4096.0, ge=0, description="replace a warm worker whose memory grew by more (0: no bound)")
+    keep_weights: KeepWeights = Field(
+        default=KeepWeights.BEST, description="best: keep the selected epoch's weights (weights.pt, for "
+                                              "`orze predict`); none: keep only the predictions")
 
     @model_validator(mode="after")
     def _warm_needs_builtin(self) -> "WorkerConfig":
@@ -87,6 +107,9 @@ class AdmissionConfig(_Section):
     near_tolerance: float = Field(default=0.1, ge=0, description="relative distance on continuous dims")
     max_file_bytes: int = Field(default=1_000_000, ge=1)
     max_ideas_per_file: int = Field(default=200, ge=1)
+    require_feature_store: bool = Field(
+        default=True, description="reject an idea whose backbone (or a fused one) has no features/<backbone>/ "
+                                  "store; false for a custom worker that reads its own data")
 
 
 class ProjectConfig(_Section):

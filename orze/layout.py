@@ -201,6 +201,8 @@ RUN_FAILURE = "failure.json"
 RUN_RECORDED = "recorded"
 RUN_OUTPUT = "worker.out"
 RUN_WORKER_PID = "worker.pid"
+RUN_PREDICTIONS = "predictions.npz"   # per split (val, test): ids, labels, probabilities
+RUN_WEIGHTS = "weights.pt"            # the selected epoch's weights (worker.keep_weights: best)
 
 # Files inside one feature store (features/<backbone>/).
 STORE_FEATURES = "features.npy"
