@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "run",
     "submit",
     "leaderboard",
+    "predict",
     "status",
     "space",
     "demo",
