@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from orze.vocab import TaskType
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VAL_PREFIX = "val_"
 TEST_PREFIX = "test_"
 ALIASES = {"auc": "roc_auc"}   # val_auc (the old ROC AUC key) → roc_auc
 
-Compute = Callable[[np.ndarray, np.ndarray, int], float]
+Compute = Callable[["np.ndarray", "np.ndarray", int], float]
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,10 @@ class Metric:
     def worst(self) -> float:
         return -math.inf if self.direction == "max" else math.inf
 
-    def compute(self, labels: np.ndarray, probs: np.ndarray, classes: int) -> float:
+    def compute(self, labels: "np.ndarray", probs: "np.ndarray", classes: int) -> float:
         """The metric of `probs` against integer `labels`; NaN where it is undefined (e.g. a split
         with one class)."""
+        import numpy as np
         y = np.asarray(labels).astype(np.int64)
         if len(y) == 0:
             return float("nan")
@@ -125,7 +127,7 @@ def lookup(name: object) -> Metric | None:
     return REGISTRY.get(canonical(name)) if isinstance(name, str) else None
 
 
-def compute_all(labels: np.ndarray, probs: np.ndarray, task_type: TaskType, classes: int,
+def compute_all(labels: "np.ndarray", probs: "np.ndarray", task_type: TaskType, classes: int,
                 prefix: str) -> dict[str, float]:
     """Every metric that applies to the task, keyed `prefix + name` (the history's keys)."""
     return {prefix + m.name: m.compute(labels, probs, classes)
@@ -133,24 +135,29 @@ def compute_all(labels: np.ndarray, probs: np.ndarray, task_type: TaskType, clas
 
 
 def _skm():
-    """sklearn.metrics, imported on first use: configs/orze.yaml is read by every CLI command and
-    most never compute a metric (the import costs seconds of CPU on a loaded node)."""
+    """sklearn.metrics, imported on first use (numpy too, in the functions that compute):
+    configs/orze.yaml is read by every CLI command and most never compute a metric (the import
+    costs seconds of CPU on a loaded node)."""
     from sklearn import metrics
     return metrics
 
 
-def _predicted(probs: np.ndarray) -> np.ndarray:
+def _predicted(probs: "np.ndarray") -> "np.ndarray":
+    import numpy as np
     return (probs >= 0.5).astype(np.int64) if probs.ndim == 1 else probs.argmax(axis=1)
 
 
-def _matrix(probs: np.ndarray) -> np.ndarray:
+def _matrix(probs: "np.ndarray") -> "np.ndarray":
     """(N, K) class probabilities (a binary task's (N,) P(1) becomes [1 − p, p])."""
+    import numpy as np
     return np.stack([1 - probs, probs], axis=1) if probs.ndim == 1 else probs
 
 
 @register("ap", "max", 0.0, 1.0, (TaskType.BINARY,))
 def _ap(y, p, k):
     """Average precision of the positive class (area under precision-recall)."""
+    import numpy as np
+
     if len(np.unique(y)) < 2:
         return float("nan")
     return _skm().average_precision_score(y, p)
@@ -159,6 +166,8 @@ def _ap(y, p, k):
 @register("roc_auc", "max", 0.0, 1.0)
 def _roc_auc(y, p, k):
     """Area under the ROC curve (multi-class: one-vs-rest, macro-averaged)."""
+    import numpy as np
+
     if len(np.unique(y)) < 2:
         return float("nan")
     if p.ndim == 1:
@@ -187,6 +196,8 @@ def _macro_f1(y, p, k):
 @register("macro_ap", "max", 0.0, 1.0)
 def _macro_ap(y, p, k):
     """Average precision of each class against the rest, averaged over classes present."""
+    import numpy as np
+
     m = _matrix(p)
     present = [c for c in range(k) if 0 < int((y == c).sum()) < len(y)]
     if not present:
