@@ -22,7 +22,6 @@ from orze.cli.common import RootOption, console, fail, layout_for
 from orze.config import ConfigError, load_project
 from orze.metrics import Metric, resolve
 from orze.metrics import names as metric_names
-from orze.predictions import run_metric
 from orze.store.leaderboard import metric_sign, rankable, ranked, read_rows, rebuild
 from orze.vocab import RunStatus
 
@@ -122,6 +121,8 @@ def rescored(layout, rows: list[dict], metric: Metric) -> tuple[list[dict], int]
     """Finished runs re-ranked by `metric` computed from their kept predictions: copies of the
     rows with `metric`/`test_metric`/`metric_name` replaced, best first in the metric's direction;
     and how many finished runs kept no predictions (left out)."""
+    from orze.predictions import run_metric  # numpy: only when --metric is asked for
+
     out, missing = [], 0
     for r in rows:
         if not rankable(r):
