@@ -18,6 +18,7 @@ from orze.metrics import Metric
 from orze.metrics import names as metric_names
 from orze.metrics import resolve as resolve_metric
 from orze.notify.config import NotifyConfig
+from orze.pruning.settings import PruningConfig
 from orze.slurm.settings import SlurmConfig
 from orze.vocab import KeepWeights, TaskType, WorkerMode
 
@@ -112,16 +113,29 @@ class AdmissionConfig(_Section):
                                   "store; false for a custom worker that reads its own data")
 
 
+class StorageConfig(_Section):
+    group: str | None = Field(
+        default=None, description="group that may read runs/ (set-group-ID directories; records of what "
+                                  "agents gave become 0640 instead of 0600); null: the owner only")
+
+
 class ProjectConfig(_Section):
     task: TaskConfig = Field(default_factory=TaskConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     agents: list[AgentSpec] = Field(default_factory=list)
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)   # orze slurm submit (orze/slurm/settings.py)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    pruning: PruningConfig = Field(default_factory=PruningConfig)   # docs/pruning.md
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form, for custom workers")
+
+    def bind(self, layout: Layout) -> Layout:
+        """`layout` as this project uses it: its claim method, storage group and lease period."""
+        return layout.with_claim_method(self.scheduler.claim_method).with_group(self.storage.group) \
+            .with_lease(self.scheduler.lease_s)
 
 
 def load_project(layout: Layout) -> ProjectConfig:

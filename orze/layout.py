@@ -26,6 +26,12 @@ class Layout:
     # How exclusive files (claims, locks, fingerprints, leases) are created on this directory's
     # filesystem: the project's `scheduler.claim_method` (see orze.store.atomic.create_exclusive).
     claim_method: Literal["excl", "link"] = "excl"
+    # The group that may read runs/ (the project's `storage.group`; None: the owner's primary group,
+    # and records of what agents gave stay owner-only). See orze.store.permissions.
+    group: str | None = None
+    # The project's `scheduler.lease_s`: how long a silent holder of anything (a claim, a lock)
+    # keeps it before others may take it over.
+    lease_s: float = 120.0
 
     @classmethod
     def at(cls, root: str | os.PathLike | None = None) -> "Layout":
@@ -33,6 +39,12 @@ class Layout:
 
     def with_claim_method(self, method: Literal["excl", "link"]) -> "Layout":
         return replace(self, claim_method=method)
+
+    def with_group(self, group: str | None) -> "Layout":
+        return replace(self, group=group)
+
+    def with_lease(self, lease_s: float) -> "Layout":
+        return replace(self, lease_s=lease_s)
 
     # --- configuration -------------------------------------------------------------------
     @property
@@ -182,9 +194,14 @@ class Layout:
 
     def ensure(self) -> "Layout":
         """Create the runs/ tree (idempotent). Configs are created by `orze init`, not here."""
-        for d in (self.inbox, self.admitting, self.admitted, self.queue, self.rejected, self.fingerprints,
-                  self.exp, self.nodes, self.agents, self.tmp):
+        dirs = [self.runs, self.inbox, self.admitting, self.admitted, self.queue, self.rejected,
+                self.fingerprints, self.exp, self.nodes, self.agents, self.tmp]
+        for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
+        if self.group:
+            from orze.store.permissions import share_with_group
+
+            share_with_group(dirs, self.group)
         return self
 
 
@@ -203,6 +220,8 @@ RUN_OUTPUT = "worker.out"
 RUN_WORKER_PID = "worker.pid"
 RUN_PREDICTIONS = "predictions.npz"   # per split (val, test): ids, labels, probabilities
 RUN_WEIGHTS = "weights.pt"            # the selected epoch's weights (worker.keep_weights: best)
+RUN_PROGRESS = "progress.jsonl"    # one JSON line per finished epoch, appended by the worker
+RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the worker per epoch
 
 # Files inside one feature store (features/<backbone>/).
 STORE_FEATURES = "features.npy"

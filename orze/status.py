@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from orze.layout import Layout
+from orze.pruning.rows import pruning_status
 from orze.store import queue
 from orze.store.atomic import read_json_files
 from orze.store.leaderboard import ranked, read_rows
@@ -132,6 +133,7 @@ def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
         "rejected": _count(layout.rejected),
         **{str(s): statuses.get(s, 0) for s in RunStatus},
         "best": best[0] if best else None,
+        "pruning": pruning_status(rows),   # runs pruned and training seconds saved (docs/pruning.md)
         "throughput": throughput(rows, now=now),
         "nodes": nodes,
         "failures": failures,

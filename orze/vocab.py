@@ -25,6 +25,7 @@ class RunStatus(_Vocab):
     DONE = "done"
     FAILED = "failed"
     MISCONFIGURED = "misconfigured"
+    PRUNED = "pruned"                  # stopped early by the pruner (docs/pruning.md); never ranked
 
 
 class FailureClass(_Vocab):
@@ -43,6 +44,7 @@ class FailureClass(_Vocab):
     NO_METRICS = "no_metrics"          # exit 0 without metrics.json
     NO_METRIC = "no_metric"            # metrics.json without a numeric metric
     MISCONFIGURED = "misconfigured"    # ran, but not what the idea asked
+    FENCED = "fenced"                  # stopped itself: its lease lapsed (orze/worker/fence.py)
 
     @property
     def transient(self) -> bool:
@@ -91,3 +93,6 @@ class EventKind(_Vocab):
     LEASE_BROKEN = "lease_broken"    # a dead owner's idea re-queued by this node
     RECORDED_ON_RECOVERY = "recorded_on_recovery"
     REQUEUE_FAILED = "requeue_failed"
+    STORAGE_FAILING = "storage_failing"    # the shared directory refused a write: no new work
+    STORAGE_RECOVERED = "storage_recovered"
+    PRUNE_REQUESTED = "prune_requested"   # the pruner asked a running run to stop (orze.daemon.pruner)

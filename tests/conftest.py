@@ -46,6 +46,7 @@ def make_research_dir(path: Path, clips: int = 96, frames: int = 12,
     proj = yaml.safe_load(layout.project_config.read_text())
     proj["agents"] = []
     proj["sweeps"] = {"enabled": False}  # auto-sweeps would add runs of their own; tests opt in
+    proj["pruning"] = {"enabled": False}  # pruning would stop runs tests expect done; tests opt in
     proj["scheduler"].update({"cpu_slots": 2, "poll_s": 0.2, "threads_per_slot": 1})
     for section, values in (project or {}).items():
         if isinstance(values, dict):

@@ -9,9 +9,9 @@
 
 `render_prompt(template, history, …)` fills prompts/research.md's placeholders —
 {{leaderboard}} (top 20 by the validation metric), {{recent}} (backbone and encoder frequencies),
-{{failures}} (last 10), {{space}}, {{rules}}, {{n}}, {{agent}}, {{metric}}, {{leader}},
-{{total_runs}} — and fits the result into a token budget by shrinking sections in a fixed order
-(each shrunk section says so in a note). Token counts are estimated as characters / 3.5, which
+{{failures}} (last 10), {{pruned}} (runs the pruner stopped, and at which epoch), {{space}},
+{{rules}}, {{n}}, {{agent}}, {{metric}}, {{leader}}, {{total_runs}} — and fits the result into a
+token budget by shrinking sections in a fixed order (each shrunk section says so in a note). Token counts are estimated as characters / 3.5, which
 over-counts English and YAML for the Claude and Gemini tokenisers, so the budget is conservative.
 Test metrics are never read here: only `metric` (validation) is rendered.
 """
@@ -220,6 +220,27 @@ def render_failures(failures: list[dict[str, Any]], limit: int, width: int = 200
     return "\n".join(out)
 
 
+def render_pruned(rows: list[dict[str, Any]], limit: int) -> str:
+    """The runs the pruner stopped (docs/pruning.md): which, at which epoch of how many, and the
+    best value they had reached, so a policy reads them as cut short against comparable runs at
+    the same epoch, not as failures and not as final results."""
+    pruned = [r for r in rows if r.get("status") == "pruned"]
+    if not pruned:
+        return "(no run was pruned)"
+    out = [f"{len(pruned)} run(s) were stopped early because their validation metric trailed comparable "
+           f"runs (same epochs and scheduler) at the same epoch; their metric is from a partial schedule."]
+    for r in pruned[-limit:] if limit else []:
+        c, p = r.get("config") or {}, r.get("pruned") or {}
+        m = r.get("metric")
+        out.append(f"- {r.get('id')} backbone={_label(c.get('backbone'))} encoder={_label(c.get('temporal_encoder'))} "
+                   f"lr={_label(c.get('learning_rate'))}: stopped after epoch {p.get('stopped_after_epoch')} of "
+                   f"{c.get('epochs')}, best so far {m:.4f}" if isinstance(m, (int, float)) else
+                   f"- {r.get('id')}: stopped after epoch {p.get('stopped_after_epoch')} of {c.get('epochs')}")
+    if limit < len(pruned):
+        out.append(f"(… {len(pruned) - limit} earlier pruned run(s) omitted)")
+    return "\n".join(out)
+
+
 def render_space(space: Space, compact: bool = False) -> str:
     lines = []
     for name, d in space.dimensions.items():
@@ -244,7 +265,8 @@ def _cut(text: str, chars: int | None) -> str:
 
 
 # The order in which sections give way when the prompt is over budget: each step is (section, level).
-SHRINK_STEPS = [("failures", 5), ("leaderboard", 10), ("recent", 5), ("failures", 2),
+SHRINK_STEPS = [("failures", 5), ("pruned", 3), ("leaderboard", 10), ("recent", 5), ("failures", 2),
+                ("pruned", 0),
                 ("space", 1), ("leaderboard", 5), ("rules", 1500), ("failures", 0),
                 ("leaderboard", 3), ("recent", 2), ("rules", 600), ("leaderboard", 1)]
 
@@ -252,7 +274,7 @@ SHRINK_STEPS = [("failures", 5), ("leaderboard", 10), ("recent", 5), ("failures"
 def render_prompt(template: str, history: History, *, agent: str, n: int,
                   budget_tokens: int = 6000, recent_window: int = 50,
                   template_name: str = "prompts/research.md") -> str:
-    known = {"leaderboard", "recent", "failures", "space", "rules", "n", "agent", "metric", "leader",
+    known = {"leaderboard", "recent", "failures", "pruned", "space", "rules", "n", "agent", "metric", "leader",
              "total_runs", "direction", "task"}
     for name in PLACEHOLDER.findall(template):
         if name not in known:
@@ -269,7 +291,8 @@ def render_prompt(template: str, history: History, *, agent: str, n: int,
     }
     best = top_rows(history.rows, 20, history.metric_name)  # computed once: the shrink steps only slice it
     done = sum(1 for r in history.rows if r.get("status") == "done")
-    level: dict[str, Any] = {"leaderboard": 20, "recent": 12, "failures": 10, "space": 0, "rules": None}
+    level: dict[str, Any] = {"leaderboard": 20, "recent": 12, "failures": 10, "pruned": 10, "space": 0,
+                             "rules": None}
 
     def build() -> str:
         sections = {
@@ -277,6 +300,7 @@ def render_prompt(template: str, history: History, *, agent: str, n: int,
                                               best, done),
             "recent": render_recent(history.rows, history.pending, recent_window, level["recent"]),
             "failures": render_failures(history.failures, level["failures"]),
+            "pruned": render_pruned(history.rows, level["pruned"]),
             "space": render_space(history.space, compact=bool(level["space"])),
             "rules": _cut(history.rules_text, level["rules"]),
             **fixed,

@@ -63,7 +63,9 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
     dims = None if space is None else list(space.dimensions)
     series: dict[str, Any] = {"metric": y, "best": convergence_mod.best_so_far(y)}
     out: dict[str, Any] = {
+        # pruned runs (docs/pruning.md) are counted, never analysed: their metric is not a final one
         "selection": {"rows": int(len(frame)), "done": int(len(all_done)), "analysed": int(len(done)),
+                      "pruned": int((frame["status"] == "pruned").sum()) if "status" in frame else 0,
                       "after": after, "since": since, "window": window,
                       # a minimised metric is analysed negated (frame.done_runs): the name says so
                       "metric_name": ("-" if done.attrs.get(METRIC_SIGN_ATTR, 1.0) < 0 else "") +

@@ -6,6 +6,8 @@ import importlib
 
 import typer
 
+from orze.store.permissions import restrict_umask
+
 app = typer.Typer(
     name="orze",
     help="Orze: an orchestrator for autonomous ML research campaigns.",
@@ -19,6 +21,7 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Orze: an orchestrator for autonomous ML research campaigns."""
+    restrict_umask()  # nothing Orze writes is world-readable, whatever the user's umask
 
 
 # Each entry is a module under orze.cli with a `register(app)` function.

@@ -22,6 +22,7 @@ from orze.cli.common import RootOption, console, fail, layout_for
 from orze.config import ConfigError, load_project
 from orze.metrics import Metric, resolve
 from orze.metrics import names as metric_names
+from orze.pruning.rows import pruned_summary
 from orze.store.leaderboard import metric_sign, rankable, ranked, read_rows, rebuild
 from orze.vocab import RunStatus
 
@@ -102,7 +103,7 @@ def flat(row: dict[str, Any]) -> dict[str, Any]:
             ver = row.get("verification") if isinstance(row.get("verification"), dict) else {}
             v = ver.get("level") if col == "verification" else ver.get("checks_passed")
         if col == "error":
-            v = error_summary(row.get("error"))
+            v = error_summary(row.get("error")) or pruned_summary(row)
         if isinstance(v, list):
             v = "+".join(v)
         out[col] = v

@@ -44,15 +44,20 @@ def register(app: typer.Typer) -> None:
         """Run this node's daemon: admit ideas, schedule them on slots, record results."""
         from orze.daemon.display import Display
         from orze.daemon.node import Daemon, RunBounds, default_node_id
+        from orze.daemon.pruner import check_keys
 
         layout = layout_for(root)
         node = node or slurm_node_name()  # inside a Slurm job: <SLURMD_NODENAME>-<job> (orze/slurm)
         try:
             project = load_project(layout)
             space = load_space(layout.space_config)
+            check_keys(project, space, str(layout.project_config))   # pruning.comparable_by
         except (ConfigError, SpaceError) as e:
             raise fail(str(e))
-        layout = layout.with_claim_method(project.scheduler.claim_method)
+        try:
+            layout = project.bind(layout).ensure()
+        except ValueError as e:  # storage.group names no group here
+            raise fail(f"{layout.project_config}: {e}")
         if cpu_slots is not None:
             project.scheduler.cpu_slots = cpu_slots
         host = None
@@ -80,7 +85,7 @@ def register(app: typer.Typer) -> None:
                 notifier.close()
         c = counters
         print(f"orze run: started {c.started}, done {c.done}, failed {c.failed}, "
-              f"misconfigured {c.misconfigured}, released {c.released}, admitted {c.admitted}, "
+              f"misconfigured {c.misconfigured}, pruned {c.pruned}, released {c.released}, admitted {c.admitted}, "
               f"rejected {c.rejected}, duplicates {c.duplicates}")
 
 

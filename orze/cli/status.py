@@ -40,8 +40,14 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[bold]queue[/] {s['queue']} · inbox {s['inbox']} · [green]done {s['done']}[/] · "
             f"[red]failed {s['failed']}[/] · [magenta]misconfigured {s['misconfigured']}[/] · "
+            f"[yellow]pruned {s['pruned']}[/] · "
             f"rejected {s['rejected']} · {tp['recent_per_hour']:.1f} exp/h (last hour), "
             f"{tp['overall_per_hour']:.1f} exp/h overall")
+        if s["pruning"]["runs"]:
+            p = s["pruning"]
+            console.print(f"[bold]pruning[/] {p['runs']} runs stopped early, ~{p['saved_s']:.0f}s of training "
+                          f"saved (epochs not run × the run's mean s/epoch); latest: " + ", ".join(
+                              f"{x['id']} after epoch {x['epoch']}/{x['epochs']}" for x in p["recent"]))
         if s["best"]:
             b = s["best"]
             ver = verification_text(b)
@@ -66,6 +72,12 @@ def register(app: typer.Typer) -> None:
                           f"{n.get('mode', 'cold')} workers): utilisation {n.get('utilisation', 0):.1%} · "
                           f"idle with work queued {n.get('waiting_idle_fraction', 0):.1%}"
                           + (f" · {mem}" if mem else "") + slurm_note(n))
+            st = n.get("storage") or {}
+            if st.get("ok") is False:
+                console.print(f"  [bold red]storage failing[/] since "
+                              f"{time.strftime('%H:%M:%S', time.localtime(st.get('since') or now))} "
+                              f"({st.get('part')}: {st.get('error')}): no new work on this node until the "
+                              "directory is writable again (it resumes by itself)", highlight=False)
         if s["nodes"]:
             t = Table(title="slots")
             for c in ("node", "slot", "device", "worker", "running", "for", "jobs", "utilisation",

@@ -79,6 +79,7 @@ class Counters:
     done: int = 0
     failed: int = 0
     misconfigured: int = 0
+    pruned: int = 0
     retried: int = 0
     released: int = 0
     leases_broken: int = 0

@@ -33,9 +33,15 @@ def render_event(e: dict[str, Any]) -> str | None:
             metric = e.get("metric")
             shown = f"{metric:.4f}" if isinstance(metric, (int, float)) else metric
             return f"{rid}: done {e.get('metric_name') or 'metric'}={shown} in {e.get('duration_s') or 0:.1f}s"
+        if status == RunStatus.PRUNED:
+            p = e.get("pruned") or {}
+            return (f"{rid}: pruned after epoch {p.get('stopped_after_epoch')} of {p.get('epochs_configured')} "
+                    f"(~{p.get('saved_s') or 0:.0f}s saved)")
         if status == RunStatus.MISCONFIGURED:
             return f"{rid}: MISCONFIGURED: {'; '.join(e.get('findings') or [])}"
         return f"{rid}: failed ({e.get('error')}): {e.get('message') or ''}"
+    if kind == EventKind.PRUNE_REQUESTED:
+        return f"{rid}: asked to stop at epoch {e.get('epoch')} ({e.get('rule')}: {e.get('reason')})"
     if kind == EventKind.REQUEUED:
         heal = f" with heal: {e['heal']}" if e.get("heal") else ""
         return f"{rid}: attempt {e.get('attempt')} failed ({e.get('failure')}); re-queued{heal}"
@@ -60,6 +66,11 @@ def render_event(e: dict[str, Any]) -> str | None:
     if kind == EventKind.NODE_STOPPING:
         return (f"stopping ({e.get('reason')}): no new work; running experiments get "
                 f"{e.get('grace_s', 0):g}s to finish, then are released")
+    if kind == EventKind.STORAGE_FAILING:
+        return (f"storage failing ({e.get('part')}: {e.get('error')}): no new work until the shared "
+                f"directory is writable again; leases kept, running experiments go on")
+    if kind == EventKind.STORAGE_RECOVERED:
+        return f"storage writable again after {e.get('after_s', 0):.0f}s: resuming"
     if kind == EventKind.NODE_STARTED:
         return f"node {e.get('node')} started: {len(e.get('slots') or [])} slot(s), {e.get('mode')} workers"
     return None
@@ -151,6 +162,6 @@ class Display:
         summary = Text(
             f"admitted {c['admitted']} · rejected {c['rejected']} · duplicates {c['duplicates']} · "
             f"started {c['started']} · done {c['done']} · failed {c['failed']} · "
-            f"misconfigured {c['misconfigured']} · retried {c['retried']} · "
+            f"misconfigured {c['misconfigured']} · pruned {c.get('pruned', 0)} · retried {c['retried']} · "
             f"utilisation {snap['utilisation']:.0%} · idle with work queued {snap['waiting_idle_fraction']:.1%}")
         return Group(table, summary, Text("\n".join(self.lines), style="dim"))

@@ -48,5 +48,6 @@ def snapshot(d) -> dict[str, Any]:
                    for dev, c in ledger.capacity_mb.items()},
         "queue_view": {"entries": len(view), "list_s": round(view.list_s, 4)},
         "counters": dict(d.counters.__dict__),
+        "storage": d.storage.snapshot(),     # a full disk or a failing mount (orze/daemon/storage.py)
         "slurm": slurm_heartbeat_fields(),   # the Slurm job running this daemon, or None (orze/slurm)
     }

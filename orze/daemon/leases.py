@@ -4,10 +4,20 @@
   no longer this node's (another node presumed it dead during a stall longer than the lease): the
   caller stops those copies; their results are never recorded.
 - `break_expired` re-queues (or records, if its result.json exists) every run whose owner's lease
-  expired, through orze.store.transitions. Runs the leaderboard shows as recorded are skipped (one
+  expired, through orze.store.transitions, this node's own included: a run it could neither record
+  nor release (a full disk) is not running here (`mine`), so its unrenewed claim expires and is
+  recovered like a dead node's. Runs the leaderboard shows as recorded are skipped (one
   directory listing instead of a stat per run: 100,000 finished runs are 100,000 metadata round
   trips on Lustre), except on every FULL_SCAN_EVERY-th scan, which also releases claims a crashed
-  node left on runs it had recorded.
+  node left on runs it had recorded, and re-queues an idea.json that no claim covers (older than
+  two lease periods; `Transitions.adopt_orphan`).
+- `Renewer` renews them from a thread of its own as well, so a loop that waits (for a lock whose
+  holder froze, on a slow mount) never lets this node's leases lapse; it stops renewing when the
+  loop has made no pass for STUCK_PASSES lease periods (a wedged daemon must not hold runs forever).
+- `adopt_admissions` hands the files a node was admitting back to the inbox once that node's
+  heartbeat is ADOPT_AFTER_LEASES lease periods old (at least ADOPT_MIN_S): a node that died for
+  good mid-file and never restarts loses none of its ideas (those it had admitted are recognised by
+  their fingerprints' (file, index), so none is admitted twice).
 - `recover_own` runs once at start-up: claims this node holds belong to workers of a previous
   incarnation; their orphaned workers (own sessions) are killed and the runs recovered.
 """
@@ -18,16 +28,22 @@ import logging
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 from orze.daemon.supervisor import Running
-from orze.layout import RUN_CLAIM, RUN_WORKER_PID, Layout
+from orze.layout import RUN_CLAIM, RUN_IDEA, RUN_WORKER_PID, Layout
 from orze.store import claims
+from orze.store.lease import fs_now
 from orze.store.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
 FULL_SCAN_EVERY = 10      # lease scans between full scans (which also look into recorded runs)
+STUCK_PASSES = 5          # lease periods without a loop pass after which the Renewer lets go
+ADOPT_AFTER_LEASES = 10   # a silent node's half-admitted files go back to the inbox after this ...
+ADOPT_MIN_S = 600.0       # ... and never sooner than this (a frozen node may still resume)
 
 
 def claimed_dirs(layout: Layout, skip: set[str] | None = None) -> list[Path]:
@@ -43,6 +59,59 @@ def claimed_dirs(layout: Layout, skip: set[str] | None = None) -> list[Path]:
     except FileNotFoundError:
         pass
     return out
+
+
+def orphaned_dirs(layout: Layout, skip: set[str]) -> list[Path]:
+    """Run directories holding an idea.json but no claim (and not in `skip`)."""
+    out = []
+    try:
+        with os.scandir(layout.exp) as it:
+            for d in it:
+                if d.name in skip or not d.is_dir():
+                    continue
+                if os.path.exists(os.path.join(d.path, RUN_IDEA)) and not os.path.exists(os.path.join(d.path, RUN_CLAIM)):
+                    out.append(Path(d.path))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def adopt_admissions(layout: Layout, node: str, lease_s: float) -> list[str]:
+    """Move the files of other nodes' admitting areas back into the inbox where the node's
+    heartbeat (or, without one, the file itself) is older than max(ADOPT_AFTER_LEASES × lease_s,
+    ADOPT_MIN_S) by the filesystem's clock. Returns the names moved."""
+    stale_s = max(ADOPT_AFTER_LEASES * lease_s, ADOPT_MIN_S)
+    moved: list[str] = []
+    try:
+        others = [d for d in os.listdir(layout.admitting) if d != node]
+    except FileNotFoundError:
+        return moved
+    now = None
+    for other in others:
+        area = layout.admitting_for(other)
+        try:
+            names = [n for n in os.listdir(area) if not n.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not names:
+            continue
+        now = fs_now(layout.nodes) if now is None else now
+        try:
+            beat = layout.node_heartbeat(other).stat().st_mtime
+        except FileNotFoundError:
+            beat = None
+        for n in names:
+            try:
+                seen = beat if beat is not None else os.lstat(area / n).st_mtime
+                if now - seen <= stale_s:
+                    continue
+                os.rename(area / n, layout.inbox / n)
+                moved.append(n)
+                log.warning("node %s has been silent for %.0fs: its half-admitted %s is back in the inbox",
+                            other, now - seen, n)
+            except FileNotFoundError:
+                continue
+    return moved
 
 
 class LeaseKeeper:
@@ -73,10 +142,15 @@ class LeaseKeeper:
             if run_dir.name in mine:
                 continue
             c = claims.read_claim(run_dir)
-            if c is None or (c.node == self.node and c.pid == os.getpid()):
-                continue
+            # An unreadable claim (empty or torn: a holder killed or out of space while creating
+            # it, by an older version or on a filesystem without hard links) is judged by its age
+            # like any other, so it delays the run by one lease period, never forever.
             if claims.lease_age(run_dir) > self.lease_s:
-                self.transitions.recover(run_dir, f"lease of node {c.node} expired")
+                who = f"node {c.node}" if c is not None else "an unreadable claim"
+                self.transitions.recover(run_dir, f"lease of {who} expired")
+        if full:
+            for run_dir in orphaned_dirs(self.layout, skip=recorded | mine):
+                self.transitions.adopt_orphan(run_dir, min_age_s=2 * self.lease_s)
 
     def recover_own(self) -> None:
         host = socket.gethostname()
@@ -107,3 +181,32 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class Renewer:
+    """Renews the claims of `running()` (the daemon's running experiments) every `every_s` seconds
+    from a daemon thread, while `last_pass()` (monotonic time of the loop's last pass) is recent."""
+
+    def __init__(self, keeper: LeaseKeeper, running, last_pass, every_s: float):
+        self.keeper, self.running, self.last_pass, self.every_s = keeper, running, last_pass, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="orze-lease-renewer", daemon=True)
+
+    def start(self) -> "Renewer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            if time.monotonic() - self.last_pass() > STUCK_PASSES * self.keeper.lease_s:
+                continue  # the loop is wedged: let the leases lapse so other nodes take over
+            try:
+                for r in list(self.running()):
+                    if self.keeper.owns(r):
+                        claims.beat(r.run_dir)
+            except Exception as e:  # never let the thread die: the loop renews too
+                log.warning("lease renewal thread: %s", e)

@@ -32,18 +32,22 @@ from orze.config import ProjectConfig
 from orze.daemon.accounting import Counters
 from orze.daemon.admission import Admitter
 from orze.daemon.heartbeat import publish, snapshot
-from orze.daemon.leases import LeaseKeeper
+from orze.daemon.leases import LeaseKeeper, Renewer, adopt_admissions
 from orze.daemon.packing import MemoryLedger
+from orze.daemon.pruner import Pruner
 from orze.daemon.record import conclude
 from orze.daemon.scheduling import Scheduler
 from orze.daemon.slot_state import SlotState, SlotTable
 from orze.daemon.slots import Slot, device_capacities, plan_node_slots
+from orze.daemon.storage import StorageHealth
 from orze.daemon.supervisor import Launcher, Running, overdue, wait_for
 from orze.daemon.warm import WarmPool
-from orze.layout import Layout
+from orze.layout import RUN_FAILURE, Layout
 from orze.space import Space
-from orze.store.transitions import Transitions
-from orze.vocab import EventKind, WorkerMode
+from orze.store.atomic import read_json_or_none
+from orze.store.transitions import AdmissionDeferred, Transitions
+from orze.vocab import EventKind, FailureClass, WorkerMode
+from orze.worker.fence import LEASE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ class Daemon:
                  bounds: RunBounds | None = None, slots: list[Slot] | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None, agent_host: Any = None,
                  notifier: Any = None):
-        self.layout = layout.with_claim_method(project.scheduler.claim_method).ensure()
+        self.layout = project.bind(layout).ensure()
         self.project, self.space, self.sched = project, space, project.scheduler
         self.node = node or default_node_id()
         self.bounds = bounds or RunBounds()
@@ -77,18 +81,21 @@ class Daemon:
         slots = slots if slots is not None else plan_node_slots(project)
         self.table = SlotTable.create(slots, MemoryLedger(device_capacities(slots, self.sched)))
         self.scheduler = Scheduler(self.layout, self.sched, self.table, self.transitions.tail)
-        env = {**os.environ, "ORZE_ROOT": str(self.layout.root)}
+        env = {**os.environ, "ORZE_ROOT": str(self.layout.root), LEASE_ENV: repr(self.sched.lease_s)}
         self.pool = WarmPool(slots, project.worker, env, self.layout.node_dir(self.node), self.layout.root) \
             if self.mode == WorkerMode.WARM else None
         self.launcher = Launcher(self.layout, project.worker, self.pool, env)
         self.leases = LeaseKeeper(self.layout, self.node, self.transitions, self.sched.lease_s)
         self.admitter = Admitter(self.layout, space, project.admission, self.node, transitions=self.transitions)
+        self.pruner = Pruner(self.layout, project, space, self.transitions.emit, self.node)  # docs/pruning.md
         self.agent_host = agent_host
         self.notifier = notifier  # orze.notify.Notifier: derives events from files, sends in the background
+        self.storage = StorageHealth(self.layout, self.node, probe_s=max(self.sched.poll_s, 5.0))
         self.started_at = time.time()
         self.stopping, self.signals, self.stop_deadline = False, 0, None
         self._announce: tuple[str, float] | None = None   # a stop to record in the event log
         self.passes = 0   # loop passes: event-driven, so about one per event or scan, never a spin
+        self.last_pass = time.monotonic()
         self._next_admit = self._next_beat = self._next_reap = 0.0
 
     # --- stopping ----------------------------------------------------------------------------
@@ -122,6 +129,8 @@ class Daemon:
             self.pool.wait_ready(STARTUP_READY_S)  # torch imported, devices up, before any claim
         self.transitions.emit(EventKind.NODE_STARTED, node=self.node, mode=str(self.mode),
                               slots=[s.slot.label for s in self.table.states])
+        renewer = Renewer(self.leases, self.table.running, lambda: self.last_pass,
+                          every_s=min(self.sched.heartbeat_s, self.sched.lease_s / 4)).start()
         try:
             while True:
                 self.step()
@@ -129,18 +138,24 @@ class Daemon:
                     break
                 self.wait()
         finally:
+            renewer.stop()
             self.shutdown()
         return self.counters
 
     def step(self) -> None:
         self.passes += 1
-        now = time.monotonic()
+        now = self.last_pass = time.monotonic()
         self._announce_stop()
+        self.transitions.flush_events()
         self.reap()
         if self.stopping and self.stop_deadline is not None and now >= self.stop_deadline:
             for r in self.table.running():
                 self.release(r, "shutdown")
-        if not self.stopping:
+        if not self.storage.ok and self.storage.probe():
+            self.transitions.emit(EventKind.STORAGE_RECOVERED, node=self.node,
+                                  after_s=round(time.time() - (self.started_at if self.storage.since is None
+                                                               else self.storage.since), 1))
+        if not self.stopping and self.storage.ok:
             if now >= self._next_admit or self.bounds.once:
                 self.admit()
                 self.scheduler.learn()
@@ -152,11 +167,12 @@ class Daemon:
             if self.bounds.once:
                 self.stopping, self.stop_deadline = True, None  # finish what was started, claim no more
         self.supervise()
+        self.pruner.tick(self.table.running())
         if now >= self._next_beat:
             self.heartbeat()
             self._next_beat = now + min(self.sched.heartbeat_s, self.sched.lease_s / 4)
         if now >= self._next_reap:
-            self.break_expired_leases()
+            self._guarded("lease recovery", self.break_expired_leases)
             self._next_reap = now + self.sched.lease_s / 4
         if self.agent_host is not None and not self.stopping:
             try:
@@ -177,6 +193,8 @@ class Daemon:
         if not self._may_start():
             self.stopping, self.stop_deadline = True, None
             return not self.table.running()
+        if not self.storage.ok:
+            return False  # work may be stranded until the directory is writable again
         if self.bounds.until_idle and not self.table.running() and not self.admitter.pending():
             self.scheduler.queue_view.refresh(force=True)
             if len(self.scheduler.queue_view) == 0 and self.agent_host is not None and self.agent_host.busy():
@@ -200,8 +218,11 @@ class Daemon:
     def admit(self) -> None:
         try:
             report = self.admitter.admit_pending()
-        except OSError as e:  # a full disk or a vanished mount: retried next pass
-            log.error("admission failed: %s; retrying next pass", e)
+        except AdmissionDeferred as e:  # an idea that cannot be decided yet: its file is retried
+            log.info("admission deferred: %s", e)
+            return
+        except OSError as e:  # a full disk or a vanished mount: retried once storage is back
+            self.storage_failed("admission", e)
             return
         if report.admitted:
             self.scheduler.queue_view.invalidate()
@@ -219,9 +240,18 @@ class Daemon:
         return not self.stopping and self._may_start() and len(self.scheduler.queue_view) > 0
 
     def _start(self, name: str, state: SlotState, attempt: int, need: tuple[float, str]) -> bool:
-        started = self.transitions.start(
-            name, state.index, attempt, device=state.slot.device,
-            launch=lambda entry, run_dir, at: self.launcher.launch(entry, run_dir, state.slot, at, attempt))
+        if not self.storage.ok:
+            return False
+        try:
+            started = self.transitions.start(
+                name, state.index, attempt, device=state.slot.device,
+                launch=lambda entry, run_dir, at: self.launcher.launch(entry, run_dir, state.slot, at, attempt))
+        except OSError as e:
+            # Nothing is lost: the idea is still queued, or claimed by this node with its idea.json
+            # in place, which lease recovery re-queues once the claim expires.
+            self.storage_failed("claiming", e)
+            self.scheduler.queue_view.invalidate()
+            return False
         if started is None:
             self.scheduler.queue_view.invalidate()
             return False
@@ -230,7 +260,7 @@ class Daemon:
 
     # --- running and finished experiments ----------------------------------------------------
     def supervise(self) -> None:
-        now = time.time()
+        now = time.monotonic()
         for r in self.table.running():
             if r.poll() is None and (why := overdue(r, now, self.sched.timeout_min * 60, self.sched.stall_min * 60)):
                 r.kill(why)
@@ -241,40 +271,63 @@ class Daemon:
             if r is None or (code := r.poll()) is None:
                 continue
             r.close()
-            estimate = self.table.vacate(state, self._work_waiting())
-            if getattr(r.handle, "never_started", False):
-                # The slot's warm worker died before it could start this experiment: back to the
-                # queue as it was (no attempt used); the pool replaces the worker or runs cold.
-                self.transitions.release(r.entry, f"warm worker {r.pid} died before starting it")
-                self.scheduler.queue_view.invalidate()
-                continue
-            if self.stopping and code < 0 and r.stop_reason is None:
-                # Killed by a signal while we stop: a scheduler signalling the whole job (Slurm's
-                # requeue or preemption), not the experiment failing. Back, no attempt used.
-                self.transitions.release(r.entry, f"worker signalled ({-code}) while the node stops")
-                self.scheduler.queue_view.invalidate()
-                continue
-            if not self.leases.owns(r):
-                self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
-                continue
-            try:
-                row = conclude(self.layout, self.project, self.transitions, self.space, r, code, estimate,
-                               self.node)
-            except OSError as e:  # a full disk: keep the run claimed; its lease's expiry recovers it
-                log.error("%s: cannot record the result (%s); left claimed for recovery", r.entry.id, e)
-                continue
-            if row is None:
-                self.scheduler.queue_view.invalidate()   # re-queued for another attempt
-            else:
-                self.scheduler.peaks.add(row)  # learned at once, before this slot is refilled
+            self._guarded("recording", self._conclude, state, r, code)
+
+    def _conclude(self, state: SlotState, r: Running, code: int) -> None:
+        """What a finished worker leaves: released, discarded, recorded or re-queued."""
+        estimate = self.table.vacate(state, self._work_waiting())
+        if getattr(r.handle, "never_started", False):
+            # The slot's warm worker died before it could start this experiment: back to the
+            # queue as it was (no attempt used); the pool replaces the worker or runs cold.
+            self.transitions.release(r.entry, f"warm worker {r.pid} died before starting it")
+            self.scheduler.queue_view.invalidate()
+            return
+        if self.stopping and code < 0 and r.stop_reason is None:
+            # Killed by a signal while we stop: a scheduler signalling the whole job (Slurm's
+            # requeue or preemption), not the experiment failing. Back, no attempt used.
+            self.transitions.release(r.entry, f"worker signalled ({-code}) while the node stops")
+            self.scheduler.queue_view.invalidate()
+            return
+        if not self.leases.owns(r):
+            self.transitions.discard(r.entry.id, "lease lost while running; result discarded")
+            return
+        if (read_json_or_none(r.run_dir / RUN_FAILURE) or {}).get("class") == FailureClass.FENCED:
+            # The worker stopped itself while this node was frozen; the lease held after all:
+            # the idea goes back as it was, no attempt used.
+            self.transitions.release(r.entry, "its worker stopped itself: the lease had lapsed")
+            self.scheduler.queue_view.invalidate()
+            return
+        # An OSError here (a full disk) leaves the run claimed, its idea.json and whatever
+        # result.json was written in place: lease recovery records or re-queues it later.
+        row = conclude(self.layout, self.project, self.transitions, self.space, r, code, estimate,
+                       self.node)
+        if row is None:
+            self.scheduler.queue_view.invalidate()   # re-queued for another attempt
+        else:
+            self.scheduler.peaks.add(row)  # learned at once, before this slot is refilled
 
     def release(self, r: Running, reason: str) -> None:
-        """Kill a running worker and put its idea back on the queue, unchanged."""
+        """Kill a running worker and put its idea back on the queue, unchanged (if the directory
+        refuses the move, the claim stays for lease recovery to re-queue)."""
         r.kill(reason, grace=2.0)
         r.close()
         self.table.vacate(self.table.by_index[r.slot], self._work_waiting())
-        self.transitions.release(r.entry, reason)
+        self._guarded("releasing", self.transitions.release, r.entry, reason)
         self.scheduler.queue_view.invalidate()
+
+    # --- storage -----------------------------------------------------------------------------
+    def storage_failed(self, part: str, e: OSError) -> None:
+        if self.storage.failed(part, e):
+            self.transitions.emit(EventKind.STORAGE_FAILING, node=self.node, part=part, error=self.storage.error)
+
+    def _guarded(self, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except AdmissionDeferred:
+            raise
+        except OSError as e:
+            self.storage_failed(part, e)
+            return None
 
     # --- leases and heartbeat ----------------------------------------------------------------
     @property
@@ -287,6 +340,7 @@ class Daemon:
 
     def break_expired_leases(self) -> None:
         self.leases.break_expired({r.entry.id for r in self.table.running()}, self.recorded_ids)
+        adopt_admissions(self.layout, self.node, self.sched.lease_s)
 
     def snapshot(self) -> dict[str, Any]:
         return snapshot(self)

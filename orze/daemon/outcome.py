@@ -4,7 +4,9 @@ The evidence is structured, never words searched for in a log: the daemon's own 
 (timeout, stall, shutdown), failure.json (the exception class the worker caught, or the class a
 custom worker declares), the exit status, metrics.json and the verification findings. From it:
 
-- RECORD: the attempt's final status (done / misconfigured / failed) and its error;
+- RECORD: the attempt's final status (done / pruned / misconfigured / failed) and its error; a
+  run that stopped early because the pruner asked it to (prune.json, and `pruned` in its
+  metrics.json) is `pruned`, verified over the epochs it completed like any other;
 - RETRY: another attempt, within `max_attempts`: a transient failure (crash, killed) as it is, a
   healable one (oom, nan_loss) with a config-level fix (daemon/heal.py) whose validity and new
   fingerprint are checked here; if the healed configuration already exists, `fallback` records the
@@ -32,6 +34,7 @@ class Evidence:
     findings: list[str] | None = None     # verification findings (for an attempt that succeeded)
     attempt: int = 1
     verification: dict[str, Any] | None = None   # level and checks passed, for the row
+    prune_request: dict[str, Any] | None = None  # prune.json: the pruner asked this run to stop
 
     @property
     def succeeded(self) -> bool:
@@ -78,11 +81,26 @@ def judge(ev: Evidence) -> Record:
         if not isinstance(ev.metrics.get("metric"), (int, float)):
             return Record(RunStatus.FAILED,
                           {"class": FailureClass.NO_METRIC, "message": "metrics.json has no numeric 'metric'"})
-        if ev.findings:
-            return Record(RunStatus.MISCONFIGURED,
-                          {"class": FailureClass.MISCONFIGURED, "findings": list(ev.findings)})
+        findings = list(ev.findings or [])
+        pruned = ev.metrics.get("pruned")      # null (or absent) for a run that ran its course
+        if pruned is not None and ev.prune_request is None:
+            findings.append("pruned: metrics.json says the run was pruned, but the daemon never asked it "
+                            "to stop (no prune.json); a run stops early only at the pruner's request")
+        elif pruned is not None and _stopped_before(pruned, ev.prune_request):
+            findings.append(f"pruned: stopped after epoch {pruned.get('stopped_after_epoch')!r}, before the "
+                            f"epoch {ev.prune_request.get('epoch')} the pruner judged")
+        if findings:
+            return Record(RunStatus.MISCONFIGURED, {"class": FailureClass.MISCONFIGURED, "findings": findings})
+        if pruned is not None:
+            return Record(RunStatus.PRUNED)
         return Record(RunStatus.DONE)
     return Record(RunStatus.FAILED, classify(ev))
+
+
+def _stopped_before(pruned: Any, request: dict[str, Any]) -> bool:
+    stopped = pruned.get("stopped_after_epoch") if isinstance(pruned, dict) else None
+    judged = request.get("epoch")
+    return not isinstance(stopped, int) or (isinstance(judged, int) and stopped < judged)
 
 
 def decide(ev: Evidence, config: dict[str, Any], fp: str, space: Space, max_attempts: int) -> Decision:

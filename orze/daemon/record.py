@@ -18,7 +18,8 @@ from orze.config import ProjectConfig
 from orze.daemon.expect import feature_expectations, run_context, split_expectations, task_expectations
 from orze.daemon.outcome import Evidence, Retry, decide
 from orze.daemon.verify import verify_run
-from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, Layout
+from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, RUN_PRUNE, Layout
+from orze.pruning import rows as pruning_rows
 from orze.space import Space
 from orze.store.atomic import read_json_or_none
 from orze.store.queue import Entry
@@ -46,7 +47,8 @@ def gather(layout: Layout, project: ProjectConfig, entry: Entry, run_dir: Path, 
            stop_reason: str | None, attempt: int) -> Evidence:
     metrics = read_json_or_none(run_dir / RUN_METRICS)
     ev = Evidence(code=code, stop_reason=stop_reason, metrics=metrics,
-                  failure=read_json_or_none(run_dir / RUN_FAILURE), attempt=attempt)
+                  failure=read_json_or_none(run_dir / RUN_FAILURE), attempt=attempt,
+                  prune_request=read_json_or_none(run_dir / RUN_PRUNE))
     if not ev.succeeded:
         return ev
     effective = read_json_or_none(run_dir / RUN_EFFECTIVE)
@@ -76,7 +78,10 @@ def conclude(layout: Layout, project: ProjectConfig, transitions: Transitions, s
                     r.attempt)
     row.update(worker_mode=str(r.mode), verification=ev.verification, memory_estimate_mb=None if estimate is None else round(estimate[0], 1),
                memory_estimate_basis=None if estimate is None else estimate[1])
-    transitions.record(row)
+    # pruning (docs/pruning.md): the curve later runs are judged against, and a pruned run's stop
+    row.update(curve=pruning_rows.curve(ev.metrics, run_context(project)[1].history_key),
+               pruned=pruning_rows.pruned_fields(decision.status, ev.metrics, ev.prune_request, r.entry.config))
+    transitions.record(row, **({"pruned": row["pruned"]} if row["pruned"] else {}))
     return row
 
 

@@ -110,7 +110,10 @@ class Running:
     started_at: float          # when the claim was made: the run's clock starts here
     attempt: int
     mode: WorkerMode = WorkerMode.COLD
-    last_progress: float = field(default_factory=time.time)
+    # Time limits and stalls run on this node's monotonic clock, so a wall-clock jump (NTP, a VM
+    # resumed) can neither fail a healthy run nor keep a dead one alive.
+    started_mono: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)
     last_log_size: int = -1
     stop_reason: str | None = None
 
@@ -134,7 +137,7 @@ class Running:
                 pass
         if size != self.last_log_size:
             self.last_log_size = size
-            self.last_progress = time.time()
+            self.last_progress = time.monotonic()
             return True
         return False
 
@@ -161,16 +164,20 @@ class Launcher:
                                                   "claimed_at": claimed_at, "run_id": entry.id})
             mode = WorkerMode.WARM
         else:
-            argv = (list(self.cfg.command) + [str(run_dir)]) if self.cfg.command else builtin_command(run_dir)
+            # A custom command runs under the fence (orze/worker/fence.py), which stops it when
+            # its lease lapses; the built-in worker fences itself.
+            argv = ([sys.executable, "-m", "orze.worker.fence", "--", *self.cfg.command, str(run_dir)]
+                    if self.cfg.command else builtin_command(run_dir))
             env = {**self.env, **slot.env, "ORZE_RUN_ID": entry.id, "ORZE_CLAIMED_AT": repr(claimed_at)}
             handle, mode = ColdProcess(argv, run_dir, env), WorkerMode.COLD
         return Running(entry, slot.index, run_dir, handle, claimed_at, attempt, mode=mode)
 
 
 def overdue(r: Running, now: float, timeout_s: float, stall_s: float) -> FailureClass | None:
-    """Whether a running experiment passed its time limit or stopped making progress."""
+    """Whether a running experiment passed its time limit or stopped making progress; `now` is
+    time.monotonic()."""
     r.progressed()
-    if now - r.started_at > timeout_s:
+    if now - r.started_mono > timeout_s:
         return FailureClass.TIMEOUT
     if now - r.last_progress > stall_s:
         return FailureClass.STALLED

@@ -22,7 +22,8 @@ from orze.space.schema import FUSED, Dimension, Space
 PRIORITIES = ("critical", "high", "medium", "low")
 SOURCES = ("human", "llm", "sweep", "tpe", "random", "replicate", "heal")
 # Fields that describe an idea but are not part of the experiment (not fingerprinted).
-META_FIELDS = ("idea_name", "priority", "parent", "rationale", "agent", "model", "source")
+META_FIELDS = ("idea_name", "priority", "parent", "rationale", "agent", "model", "source", "prune")
+PRUNE_CHOICES = ("auto", "never")   # `prune: never`: the pruner never stops this run (docs/pruning.md)
 _MAX_TEXT = 4000
 
 
@@ -121,6 +122,10 @@ def _check_meta(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
         if key == "priority":
             if value not in PRIORITIES:
                 errors.append(f"priority: {value!r} is not allowed; allowed: one of {', '.join(PRIORITIES)}")
+                continue
+        elif key == "prune":
+            if value not in PRUNE_CHOICES:
+                errors.append(f"prune: {value!r} is not allowed; allowed: one of {', '.join(PRUNE_CHOICES)}")
                 continue
         elif key == "source":
             if value not in SOURCES:

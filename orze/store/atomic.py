@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -22,6 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 Method = Literal["excl", "link"]
+
+# Modes asked for at creation; the process umask (orze.store.permissions sets it, whatever the
+# user's) takes the group and world bits away as the research directory's policy says.
+FILE_MODE = 0o666
 
 
 def fsync_dir(path: Path) -> None:
@@ -37,12 +42,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """`mode`: the file's permission bits, exactly (e.g. 0o600 for a private record), instead of
+    FILE_MODE under the process umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(tmp, "wb") as f:
+        with open(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, FILE_MODE), "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -56,12 +65,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+def atomic_write_json(path: Path, obj: Any, mode: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", mode)
 
 
 def read_json_or_none(path: Path, expect: type | None = dict) -> Any:
@@ -89,48 +98,94 @@ def read_json_files(directory: Path, pattern: str = "*.json") -> list[tuple[Path
 
 def create_exclusive(path: Path, data: bytes, method: Method = "excl", durable: bool = True) -> bool:
     """Create `path` holding `data` iff it does not exist; True if this caller created it.
-    `durable=False` skips the fsync, for files that need not survive a power loss (a lock held for
-    milliseconds): the shorter a lock is held, the less likely a killed holder leaves it behind."""
-    if method == "excl":
+
+    The content is written to a private temp file first and published by link(2), which is
+    exclusive and atomic (EEXIST if the name exists), so another process sees the file either
+    absent or complete: a kill or a full disk while writing leaves no empty or partial file under
+    `path` (only a temp file, which is removed). With method "link" an error from link(2) is not
+    trusted (NFS may report failure although the link was made): the temp file's link count
+    decides. With "excl", a filesystem without hard links falls back to O_CREAT|O_EXCL, whose
+    readers must then tolerate an empty file (they judge it by its age: orze.store.lease).
+    `durable=False` skips the fsync, for files that need not survive a power loss (a lock held
+    for milliseconds): the shorter a lock is held, the less likely a killed holder leaves it."""
+    path = Path(path)
+    unique = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(unique, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        try:
-            os.write(fd, data)
+            _write_all(fd, data, unique)
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        return True
-    unique = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}")
-    with open(unique, "wb") as f:
-        f.write(data)
-        f.flush()
-        if durable:
-            os.fsync(f.fileno())
-    try:
         try:
             os.link(unique, path)
         except FileExistsError:
             return False
-        except OSError:
-            pass  # NFS may report failure although the link was made: the link count decides
-        return os.stat(unique).st_nlink == 2
+        except OSError as e:
+            if method == "excl" and e.errno in _NO_LINKS:
+                return _create_excl(path, data, durable)
+            if method == "excl":
+                raise
+            # NFS may report failure although the link was made: the link count decides
+        return method == "excl" or os.stat(unique).st_nlink == 2
     finally:
-        os.unlink(unique)
+        try:
+            os.unlink(unique)
+        except FileNotFoundError:
+            pass
+
+
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
+
+
+def _create_excl(path: Path, data: bytes, durable: bool) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        _write_all(fd, data, path)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, f"{path}: write made no progress")
+        view = view[n:]
 
 
 def append_line(path: Path, data: bytes, durable: bool = True) -> None:
     """Append one complete record (ending in a newline) in one write, fsynced unless `durable` is
-    False. OSError on a short write, naming the file: the record is then not on disk as a whole."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    False. Callers hold the file's lock (they are its only writer meanwhile), which makes two
+    repairs safe: a file whose last line is unterminated (a writer killed or stalled mid-record,
+    or a full disk) gets a newline first, so the record never glues onto the fragment; and a
+    failed or short write is cut off again (ftruncate to the size before it), so a full disk
+    leaves no half record. OSError names the file."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
-        if durable:
-            os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"{path}: short write ({written} of {len(data)} bytes)")
+            if durable:
+                os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # readers skip a torn line; the next append starts on a fresh line
+            raise
     finally:
         os.close(fd)
 

@@ -25,6 +25,7 @@ class Claim:
     attempt: int
     claimed_at: float
     host: str = ""
+    token: str = ""      # this execution's identity: its worker stops when the claim holds another
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -12,17 +12,27 @@ from typing import Any
 
 from orze.layout import Layout
 from orze.store.atomic import append_line
-from orze.store.lock import FileLock
+from orze.store.lock import layout_lock
 from orze.vocab import EventKind
 
 
+def make_event(event: EventKind | str, **fields: Any) -> dict[str, Any]:
+    return {"t": time.time(), "event": str(event), **fields}
+
+
 def emit(layout: Layout, event: EventKind | str, **fields: Any) -> dict[str, Any]:
-    """Append one event; returns the record as written."""
-    record = {"t": time.time(), "event": str(event), **fields}
-    data = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
-    with FileLock(layout.events_lock, method=layout.claim_method):
-        append_line(layout.events, data, durable=False)  # an audit log: the leaderboard is the record
+    """Append one event; returns the record as written. OSError (a full disk, a lock whose holder
+    outlived the wait) if it could not be: `write_events` retries a kept record later."""
+    record = make_event(event, **fields)
+    write_events(layout, [record])
     return record
+
+
+def write_events(layout: Layout, records: list[dict[str, Any]]) -> None:
+    """Append `records` in one write (all or none) under the events lock."""
+    data = b"".join((json.dumps(r, sort_keys=True, default=str) + "\n").encode() for r in records)
+    with layout_lock(layout, layout.events_lock):
+        append_line(layout.events, data, durable=False)  # an audit log: the leaderboard is the record
 
 
 def read_events(layout: Layout) -> list[dict[str, Any]]:

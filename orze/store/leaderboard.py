@@ -1,16 +1,19 @@
 """runs/leaderboard.jsonl: one JSON object per finished experiment, append-only.
 
 Row schema (all keys always present; values may be null):
-    id, fingerprint, status ("done" | "failed" | "misconfigured"), metric_name,
+    id, fingerprint, status ("done" | "failed" | "misconfigured" | "pruned"), metric_name,
     metric (primary validation metric, e.g. val AP), test_metric (reported, never used to rank),
     val_auc, test_auc, config (canonical configuration), idea_name, agent, model, source, parent,
     priority, node, slot, admitted_at, started_at, finished_at (unix seconds), duration_s,
     epochs_run, seed, error (failure class and message, or misconfiguration findings), attempts
 Rows recorded by the daemon also carry verification ({level: behavioural | self-reported,
-checks_passed, checks_total}; null when the run failed before it could be verified).
+checks_passed, checks_total}; null when the run failed before it could be verified), curve (the
+ranked metric per epoch) and pruned (null, or where the pruner stopped the run: docs/pruning.md).
 
 Appends happen under the leaderboard lock in a single write() followed by fsync, so a record is
-never interleaved with another; readers skip a torn last line (a writer killed mid-write).
+never interleaved with another; an unterminated fragment (a killed or out-of-space writer) gets a
+newline before the next record (orze.store.atomic.append_line), and readers skip torn and garbled
+lines and any second row for one id (a stalled write that landed after its lease was broken).
 `rebuild` regenerates the file from runs/exp/*/result.json, the source of truth.
 """
 
@@ -29,7 +32,7 @@ import orjson
 from orze.layout import RUN_RESULT, Layout
 from orze.metrics import canonical, lookup
 from orze.store.atomic import append_line, atomic_write_text, read_json_or_none
-from orze.store.lock import FileLock
+from orze.store.lock import FileLock, layout_lock
 from orze.vocab import RunStatus
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ def row_line(row: dict[str, Any]) -> bytes:
 
 
 def lock(layout: Layout) -> FileLock:
-    return FileLock(layout.leaderboard_lock, method=layout.claim_method)
+    return layout_lock(layout, layout.leaderboard_lock)
 
 
 def append_row(layout: Layout, row: dict[str, Any]) -> None:
@@ -58,8 +61,21 @@ def append_row(layout: Layout, row: dict[str, Any]) -> None:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete leaderboard row (objects with an id)."""
-    return (r for r in iter_jsonl(path) if "id" in r)
+    """Every complete leaderboard row (objects with an id), each run once: the first row for an id.
+
+    A second row for one id can reach the file only from a write that stalled past its lock and
+    lease (a hung NFS client) and landed after another node had recorded the run; no lock can
+    fence a write already in the kernel, so every reader drops it here (and `rebuild` removes it)."""
+    seen: set[str] = set()
+    for r in iter_jsonl(path):
+        if "id" not in r:
+            continue
+        rid = str(r["id"])
+        if rid in seen:
+            log.warning("%s: a second row for run %s (a stalled write that landed late) ignored", path, rid)
+            continue
+        seen.add(rid)
+        yield r
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -122,6 +138,10 @@ class Tail:
         for raw in data[:end].split(b"\n"):
             row = _parse_line(raw)
             if row is not None and "id" in row:
+                if str(row["id"]) in self.ids:
+                    log.warning("%s: a second row for run %s (a stalled write that landed late) ignored",
+                                self.path, row["id"])
+                    continue
                 self.ids.add(str(row["id"]))
                 self.unread.append(row)
             elif row is None and raw.strip(b"\x00 \r\n"):
@@ -138,15 +158,23 @@ def append_once(layout: Layout, row: dict[str, Any], tail: Tail) -> bool:
 
     The check and the append happen under the leaderboard lock, so however many nodes try to
     record one run (its owner, and a node recovering it after the owner was presumed dead), it
-    is appended exactly once."""
+    is appended exactly once. A holder frozen inside the lock checks it still holds it right
+    before the write; what no lock can fence (a write stalled inside the kernel, landing after its
+    lock was broken) leaves a second line that every reader ignores (`iter_rows`, `Tail`)."""
     data = row_line(row)
-    with lock(layout):
-        tail.poll()
-        if str(row["id"]) in tail.ids:
-            return False
-        append_line(layout.leaderboard, data)
-        tail.ids.add(str(row["id"]))
-    return True
+    while True:
+        with lock(layout) as held:
+            tail.poll()
+            if str(row["id"]) in tail.ids:
+                return False
+            if not held.still_held():
+                # Frozen past the lock's staleness between the check and the write: another node
+                # may have broken the lock and recorded this run meanwhile. Check again.
+                log.warning("leaderboard lock lost while recording %s; checking again", row["id"])
+                continue
+            append_line(layout.leaderboard, data)
+            tail.ids.add(str(row["id"]))
+        return True
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -224,15 +252,21 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]):
 
 
 def rebuild(layout: Layout) -> int:
-    """Regenerate leaderboard.jsonl from the run directories; returns the number of rows."""
-    rows = []
+    """Regenerate leaderboard.jsonl from the run directories; returns the number of rows.
+
+    The scan runs without the lock (it may take minutes on a large campaign); the rows recorded
+    meanwhile are merged in under the lock, from the file being replaced, so a run recorded while
+    the rebuild runs is never dropped. Garbage, torn and duplicate lines are not carried over."""
+    by_id: dict[str, dict[str, Any]] = {}
     for result in sorted(layout.exp.glob(f"*/{RUN_RESULT}")):
         row = read_json_or_none(result)
         if row is not None and "id" in row:
-            rows.append(row)
+            by_id[str(row["id"])] = row
         elif row is None:
             log.warning("%s: unreadable; not on the rebuilt leaderboard", result)
-    rows.sort(key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
     with lock(layout):
+        for row in iter_rows(layout.leaderboard):
+            by_id.setdefault(str(row["id"]), row)
+        rows = sorted(by_id.values(), key=lambda r: (r.get("finished_at") or 0, str(r["id"])))
         atomic_write_text(layout.leaderboard, "".join(row_line(r).decode() for r in rows))
     return len(rows)

@@ -72,7 +72,10 @@ class Lease:
         """Touch the beat file; its mtime (set by the file server) is the lease."""
         if self.beat is None:
             os.utime(self.path)
-        else:
+            return
+        try:
+            os.utime(self.beat)   # metadata only: renewing needs no free blocks on a full disk
+        except FileNotFoundError:
             with open(self.beat, "w") as f:
                 f.write(f"{time.time()}\n")
 
@@ -114,6 +117,9 @@ class Lease:
     def release(self, token: str | None = None, key: str = "token") -> bool:
         """Remove the lease (only if it holds `token`, when one is given); True if removed."""
         if token is not None:
+            current = self.holder()
+            if current is not None and current.get(key) != token:
+                return False  # another holder's now (ours was broken): never touched
             grave = self.path.with_name(f"{self.path.name}.release.{secrets.token_hex(4)}")
             try:
                 os.rename(self.path, grave)

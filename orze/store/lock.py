@@ -16,11 +16,18 @@ from pathlib import Path
 from orze.store.atomic import Method
 from orze.store.lease import Lease, fs_now, new_token
 
-__all__ = ["FileLock", "LockTimeout", "fs_now"]
+__all__ = ["FileLock", "LockTimeout", "fs_now", "layout_lock"]
 
 
 class LockTimeout(TimeoutError):
     pass
+
+
+def layout_lock(layout, path: Path) -> FileLock:
+    """The lock at `path` as the research directory `layout` (orze.layout.Layout) runs it: its
+    claim method; stale after one lease period, so a frozen or dead holder delays the others by
+    at most that; waiters wait half as long again, so they outlast it instead of failing."""
+    return FileLock(path, timeout=1.5 * layout.lease_s, stale_after=layout.lease_s, method=layout.claim_method)
 
 
 class FileLock:
@@ -43,6 +50,11 @@ class FileLock:
                 raise LockTimeout(f"{self.path}: held by another process for over {self.timeout}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+    def still_held(self) -> bool:
+        """Whether this lock is still ours (a holder frozen past `stale_after` may have lost it):
+        checked right before a guarded write, so a holder resumed after a stall writes nothing."""
+        return self.lease.held_by(self.token, key="owner")
 
     def release(self) -> None:
         self.lease.release(self.token, key="owner")

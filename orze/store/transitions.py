@@ -33,6 +33,7 @@ under the leaderboard lock), so recovery can append a missing row and never a se
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -44,11 +45,14 @@ from typing import Any, Callable, Protocol
 import yaml
 
 from orze.layout import (
+    RUN_CLAIM,
     RUN_CONFIG,
     RUN_EFFECTIVE,
     RUN_FAILURE,
     RUN_IDEA,
     RUN_METRICS,
+    RUN_PROGRESS,
+    RUN_PRUNE,
     RUN_RECORDED,
     RUN_RESULT,
     RUN_WORKER_PID,
@@ -57,9 +61,13 @@ from orze.layout import (
 from orze.store import claims, queue
 from orze.store.atomic import atomic_write_json, atomic_write_text, create_exclusive, read_json_or_none
 from orze.store.claims import Claim
-from orze.store.events import emit
+from orze.store.events import make_event, write_events
 from orze.store.leaderboard import Tail, append_once
+from orze.store.lease import Lease, fs_now, new_token
+from orze.store.permissions import private_mode
 from orze.vocab import EventKind
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -67,6 +75,20 @@ Listener = Callable[[dict[str, Any]], None]
 class Launched(Protocol):
     pid: int
     mode: str
+
+
+# An unreadable fingerprint older than this had a creator that died mid-write (only possible where
+# create_exclusive falls back to O_EXCL, or for files from older versions).
+FINGERPRINT_GRACE_S = 60.0
+
+
+class AdmissionDeferred(OSError):
+    """An idea cannot be decided now (a fingerprint being written); its file is retried later."""
+
+
+def _same_origin(existing: dict[str, Any], marker: dict[str, Any]) -> bool:
+    return existing.get("source") == marker.get("source") and existing.get("index") == marker.get("index") \
+        and marker.get("source") is not None
 
 
 @dataclass
@@ -83,30 +105,92 @@ class Transitions:
         self.layout, self.node = layout, node
         self.tail = tail if tail is not None else Tail(layout.leaderboard)
         self.listeners: list[Listener] = list(listeners or [])
+        self.unsent: list[dict[str, Any]] = []
 
     def emit(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
-        record = emit(self.layout, kind, **fields)
+        """Record one event. The state change it reports has already happened, so a failed append
+        (a full disk) never undoes or raises: the record is kept in order and written with the next
+        event that can be (`flush_events`), so none goes missing from runs/events.jsonl."""
+        record = make_event(kind, **fields)
+        self.unsent.append(record)
+        self.flush_events()
         for listener in self.listeners:
             listener(record)
         return record
 
+    def flush_events(self) -> bool:
+        """Write the events kept since a failed append; True if none is left."""
+        if not self.unsent:
+            return True
+        try:
+            write_events(self.layout, self.unsent)
+        except OSError as e:
+            if len(self.unsent) == 1 or len(self.unsent) % 100 == 0:
+                log.warning("events not written yet (%d kept in memory): %s", len(self.unsent), e)
+            return False
+        self.unsent = []
+        return True
+
     # --- admission ---------------------------------------------------------------------------
     def admit(self, entry: queue.Entry, marker: dict[str, Any]) -> Admitted:
-        """Create the fingerprint, then queue the entry. If the fingerprint exists, nothing moves
-        and its holder's marker is returned (the caller decides: duplicate, or its own half-admitted
-        idea after a crash)."""
+        """Create the fingerprint, then queue the entry. If the fingerprint exists, its holder's
+        marker is returned and the caller decides (a duplicate, or its own idea half-admitted
+        before a crash: then this makes sure the idea is somewhere, see `_own_half_admitted`).
+
+        An unreadable fingerprint (a legacy empty file, or one left by a filesystem without hard
+        links) is judged by its age: older than FINGERPRINT_GRACE_S its creator is gone, so it is
+        broken and created again; younger, the idea waits (AdmissionDeferred)."""
         fp_path = self.layout.fingerprints / entry.fingerprint
-        if not create_exclusive(fp_path, json.dumps(marker).encode(), self.layout.claim_method):
-            return Admitted(entry.id, existing=read_json_or_none(fp_path) or {})
+        for _ in range(2):
+            if create_exclusive(fp_path, json.dumps(marker).encode(), self.layout.claim_method):
+                queue.put(self.layout, entry)
+                self.emit(EventKind.ADMITTED, id=entry.id, fingerprint=entry.fingerprint,
+                          source=entry.source_file, priority=entry.priority, node=self.node,
+                          near_duplicate_of=entry.near_duplicate_of)
+                return Admitted(entry.id)
+            existing = read_json_or_none(fp_path)
+            if existing is not None:
+                if _same_origin(existing, marker):
+                    self._own_half_admitted(entry, existing)
+                return Admitted(entry.id, existing=existing)
+            lease = Lease(fp_path, self.layout.claim_method)
+            if not lease.break_if_expired(FINGERPRINT_GRACE_S) and fp_path.exists():
+                raise AdmissionDeferred(f"{fp_path}: unreadable fingerprint younger than "
+                                        f"{FINGERPRINT_GRACE_S:g}s (its creator may still be writing)")
+            log.warning("%s: broke an unreadable fingerprint left by a dead creator", fp_path)
+        raise AdmissionDeferred(f"{fp_path}: could not be created")
+
+    def _own_half_admitted(self, entry: queue.Entry, existing: dict[str, Any]) -> None:
+        """This idea's own fingerprint, from an admission that a kill interrupted: the fingerprint
+        exists, but was the queue entry written? If the run is nowhere (not queued, no run
+        directory, not on the leaderboard), queue it now under the fingerprint's id, so a kill
+        between the two writes never loses the idea."""
+        run_id = str(existing.get("id") or "")
+        if not run_id or self.run_is_placed(run_id):
+            return
+        entry.id = run_id
+        if isinstance(existing.get("admitted_at"), (int, float)):
+            entry.admitted_at = float(existing["admitted_at"])
         queue.put(self.layout, entry)
         self.emit(EventKind.ADMITTED, id=entry.id, fingerprint=entry.fingerprint, source=entry.source_file,
-                  priority=entry.priority, node=self.node, near_duplicate_of=entry.near_duplicate_of)
-        return Admitted(entry.id)
+                  priority=entry.priority, node=self.node, near_duplicate_of=entry.near_duplicate_of,
+                  repaired="queued after a kill between its fingerprint and its queue entry")
+
+    def run_is_placed(self, run_id: str) -> bool:
+        """Whether run `run_id` is anywhere an idea can be: queued, in its run directory (claimed,
+        taken or finished), or on the leaderboard."""
+        if self.layout.run_dir(run_id).exists():
+            return True
+        if any(queue.sort_key(n)[2] == f"{run_id}.json" for n in queue.list_names(self.layout)):
+            return True
+        self.tail.poll()
+        return run_id in self.tail.ids
 
     def reject(self, record: dict[str, Any]) -> None:
         """Keep a rejected idea with its reasons (never dropped)."""
         name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}.json"
-        atomic_write_json(self.layout.rejected / name, record)
+        # What an agent gave, verbatim: owner-only (or the storage group's), whatever the umask.
+        atomic_write_json(self.layout.rejected / name, record, mode=private_mode(self.layout.group))
         dup = record.get("duplicate_of")
         self.emit(EventKind.DUPLICATE if dup else EventKind.REJECTED, source=record.get("source"),
                   index=record.get("index"), errors=list(record.get("errors") or [])[:5], duplicate_of=dup,
@@ -123,14 +207,14 @@ class Transitions:
         run_dir.mkdir(parents=True, exist_ok=True)
         claimed_at = time.time()
         claim = Claim(node=self.node, slot=slot, pid=os.getpid(), attempt=attempt, claimed_at=claimed_at,
-                      host=socket.gethostname())
+                      host=socket.gethostname(), token=new_token())
         if not claims.claim(run_dir, claim, self.layout.claim_method):
             return None  # another node is taking it (or a dead node's claim awaits its lease)
         entry = queue.take(self.layout, name)
         if entry is None:
             claims.release(run_dir)
             return None
-        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT):
+        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT, RUN_PROGRESS, RUN_PRUNE):
             _unlink(run_dir / stale)
         try:
             atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))
@@ -170,8 +254,34 @@ class Transitions:
         self.emit(EventKind.RELEASED, id=entry.id, node=self.node, reason=reason)
 
     def _back_to_queue(self, entry: queue.Entry) -> None:
-        claims.release(self.layout.run_dir(entry.id))
+        # The idea first, then the claim: a kill between the two leaves a claim on a queued idea
+        # (its lease expires), never an idea.json that no claim covers and no queue lists.
         queue.requeue(self.layout, entry)
+        claims.release(self.layout.run_dir(entry.id))
+
+    def adopt_orphan(self, run_dir: Path, min_age_s: float) -> bool:
+        """Re-queue an idea.json that no claim covers and no result finished (left by a version
+        that released the claim before re-queueing, or by hand), once older than `min_age_s`. Done
+        under a claim of this node's, so no other node's recovery can move it at the same time."""
+        idea = run_dir / RUN_IDEA
+        try:
+            age = fs_now(run_dir) - idea.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age < min_age_s or (run_dir / RUN_CLAIM).exists() or (run_dir / RUN_RESULT).exists():
+            return False
+        claim = Claim(node=self.node, slot=-1, pid=os.getpid(), attempt=0, claimed_at=time.time(),
+                      host=socket.gethostname(), token=new_token())
+        if not claims.claim(run_dir, claim, self.layout.claim_method):
+            return False
+        entry = _entry_or_none(read_json_or_none(idea))
+        if entry is None:
+            claims.release(run_dir)
+            return False
+        entry.history.append({"released": "adopted: idea.json without a claim", "at": time.time()})
+        self._back_to_queue(entry)
+        self.emit(EventKind.LEASE_BROKEN, id=entry.id, node=self.node, reason="idea.json without a claim")
+        return True
 
     # --- the end of an attempt ---------------------------------------------------------------
     def record(self, row: dict[str, Any], **fields: Any) -> bool:

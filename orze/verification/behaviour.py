@@ -332,6 +332,12 @@ def _seeds_epochs(c, config, effective, ev, metrics, expect, tol, spec):
     history = metrics.get("history") or []
     values = [h.get(spec.history_key) for h in history]
     want = ref.expected_epochs(values, int(config["epochs"]), int(config["patience"]), spec.direction)
+    pruned = metrics.get("pruned") if isinstance(metrics.get("pruned"), dict) else None
+    if pruned is not None and isinstance(pruned.get("stopped_after_epoch"), int) \
+            and 1 <= pruned["stopped_after_epoch"] <= want:
+        # stopped at the pruner's request (docs/pruning.md; orze.daemon.outcome checks it was asked),
+        # at an epoch boundary before the schedule or early stopping would have ended it
+        want = pruned["stopped_after_epoch"]
     c.check("epochs.early_stopping", len(history) == want and metrics.get("epochs_run") == len(history),
             f"epochs: ran {len(history)} epochs (epochs_run {metrics.get('epochs_run')}); with epochs "
             f"{config['epochs']} and patience {config['patience']} this validation history stops at {want}")

@@ -40,6 +40,7 @@ from orze.worker.losses import build_loss
 from orze.worker.memory import peak_rss_mb, reset_peak_rss
 from orze.worker.model import build_model, describe_model
 from orze.worker.probes import loss_probe, padding_probe, pooling_probe
+from orze.worker.progress import ProgressReporter
 
 _SCHEDULER_NAMES = {cls: name for name, cls in SCHEDULERS.items()}
 
@@ -147,6 +148,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     history, best_state = [], None
     t_last_epoch = time.time()
     stopper = EarlyStopper(config["patience"], spec.sign)
+    reporter = ProgressReporter(run_dir)   # per-epoch progress out, the pruner's stop request in
     first_step_at = None
     max_batch = 0
     n_epochs, clip = config["epochs"], config["grad_clip"]
@@ -192,6 +194,9 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         if stop:
             log(f"early stop: no better {spec.history_key} for {stopper.stale} epochs")
             break
+        if reporter.epoch(history[-1]):
+            log(f"pruned: stopped after epoch {epoch + 1} at the daemon's request")
+            break
 
     model.load_state_dict(best_state)
     val_split, test_split = data.splits["val"], data.splits["test"]
@@ -224,7 +229,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         "provenance": {"metric": {"split": "val", "labels_sha": labels_hash(val_split.ids, val_split.y.cpu().tolist())},
                        "test_metric": {"split": "test",
                                        "labels_sha": labels_hash(test_split.ids, test_split.y.cpu().tolist())}},
-        "epochs_run": len(history), "history": history, "seed": seed,
+        "epochs_run": len(history), "history": history, "seed": seed, **reporter.summary(),
         "seconds": time.time() - t_start,
         "startup_s": first - claimed_at,
         "seconds_per_epoch": train_s / max(len(history), 1),

@@ -85,8 +85,10 @@ def test_lease_exclusive_then_taken_over(layout, env):
 def test_orphaned_agent_exits_when_its_lease_is_taken(layout, env):
     layout.project_config.write_text(PROJECT)
     rnd = [s for s in specs(layout) if s.name == "rnd"]
-    a = AgentHost(layout, "node-a", rnd, lease_s=5, env=env)
-    b = AgentHost(layout, "node-b", rnd, lease_s=5, env=env)
+    # The lease is expired by hand below; a long one keeps a slow start (a loaded CI machine) from
+    # expiring it first, while node-a does not tick.
+    a = AgentHost(layout, "node-a", rnd, lease_s=30, env=env)
+    b = AgentHost(layout, "node-b", rnd, lease_s=30, env=env)
     try:
         a.tick()
         proc = a.slots["rnd"].proc

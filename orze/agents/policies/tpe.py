@@ -18,6 +18,7 @@ Deterministic for a given seed and history.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import optuna
@@ -87,6 +88,13 @@ def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
+def _curve(row: dict[str, Any]) -> dict[int, float]:
+    """A pruned row's curve as Optuna's intermediate values (epoch → metric; non-finite left out)."""
+    values = row.get("curve") if isinstance(row.get("curve"), list) else []
+    return {e: float(v) for e, v in enumerate(values, 1)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
 class TPEPolicy:
     name = "tpe"
     source = "tpe"
@@ -109,6 +117,11 @@ class TPEPolicy:
             sub = {k: dists[k] for k in params}
             if r.get("status") == "done" and isinstance(r.get("metric"), (int, float)):
                 trials.append(create_trial(params=params, distributions=sub, value=float(r["metric"])))
+            elif r.get("status") == "pruned":
+                # stopped early by the pruner: Optuna's PRUNED, with the curve it had (TPE ranks
+                # pruned trials by their intermediate values, below every completed one)
+                trials.append(create_trial(params=params, distributions=sub, state=TrialState.PRUNED,
+                                           intermediate_values=_curve(r)))
             elif r.get("status") in ("failed", "misconfigured"):
                 trials.append(create_trial(params=params, distributions=sub, state=TrialState.FAIL))
         for cfg in history.pending:

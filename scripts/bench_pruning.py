@@ -1,0 +1,200 @@
+"""What cross-run pruning saves, and whether it loses the best: the same campaign with pruning off
+and on, through the real daemon.
+
+One fixed list of N ideas from the random policy (seeded), sampled inside the demo's CPU
+subspace (configs/orze.yaml's `explorer` agent: d_model 32, 1-2 layers, 5 or 10 epochs, …; every
+other dimension over the whole space), on the demo features (`orze demo features`: 1,500 clips,
+six backbones). Each campaign is its own research directory sharing those features, runs the
+ideas in the same order with the same seeds (`orze submit`, then `orze run --until-idle`), one
+torch thread per slot, and differs only in `pruning.enabled`. Printed:
+
+  training s     sum over runs of the seconds spent in training epochs (metrics' train_s)
+  epochs         sum over runs of the epochs trained (the same cost, independent of the
+                 machine's load: on a shared machine seconds vary by tens of percent)
+  wall s         `orze run` from start to exit
+  pruned         runs the pruner stopped
+  best           best validation metric, and its run's idea index
+  saved          1 - training s (on) / training s (off): the share of training time saved
+  estimate       the pruned rows' own estimate of what they saved ((epochs - run) x s/epoch)
+  true best      the off campaign's best idea: its status and rank in the on campaign
+  noise floor    the std of the true best's validation metric over --noise-seeds new seeds
+                 (run with `prune: never`), against which "best unchanged" is judged
+
+Usage:
+  python scripts/bench_pruning.py --ideas 150                  # the issue's campaign
+  python scripts/bench_pruning.py --ideas 12 --noise-seeds 0   # a quick check
+  python scripts/bench_pruning.py --rule successive_halving --comparable-by epochs scheduler backbone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from orze.agents.base import History, SubspacePolicy  # noqa: E402
+from orze.agents.policies.random_policy import RandomPolicy  # noqa: E402
+from orze.cli.init import init_directory  # noqa: E402
+from orze.layout import Layout  # noqa: E402
+from orze.space import fingerprint, load_space  # noqa: E402
+from orze.store.leaderboard import ranked, read_rows  # noqa: E402
+
+
+def orze(*args: str, root: Path, timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "ORZE_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "orze", *args, "--root", str(root)], env=env, timeout=timeout,
+                          capture_output=True, text=True, check=True)
+
+
+def demo_subspace() -> dict:
+    project = yaml.safe_load((REPO / "configs" / "orze.yaml").read_text())
+    explorer = next(a for a in project["agents"] if a["name"] == "explorer")
+    return explorer["options"]["subspace"]
+
+
+def make_ideas(n: int, seed: int) -> list[dict]:
+    space = load_space(REPO / "configs" / "space.yaml")
+    ideas = SubspacePolicy(RandomPolicy(seed=seed), demo_subspace()).propose(History(space), n)
+    return [{**idea, "idea_name": f"idea {i}"} for i, idea in enumerate(ideas)]
+
+
+def prepare(root: Path, features: Path, pruning: dict, slots: int) -> Layout:
+    init_directory(root)
+    layout = Layout.at(root)
+    (root / "features").mkdir(exist_ok=True)
+    for p in features.iterdir():   # share the stores and the clip table (read-only)
+        if not (root / "features" / p.name).exists():
+            (root / "features" / p.name).symlink_to(p)
+    proj = yaml.safe_load(layout.project_config.read_text())
+    proj["agents"] = []
+    proj["sweeps"] = {"enabled": False}
+    proj["scheduler"].update({"cpu_slots": slots, "threads_per_slot": 1})
+    proj["pruning"] = pruning
+    layout.project_config.write_text(yaml.safe_dump(proj, sort_keys=False))
+    return layout
+
+
+def campaign(root: Path, features: Path, ideas_file: Path, pruning: dict, slots: int, timeout: float) -> dict:
+    layout = prepare(root, features, pruning, slots)
+    orze("submit", str(ideas_file), root=root, timeout=600)
+    t0 = time.time()
+    orze("run", "--until-idle", "--quiet", root=root, timeout=timeout)
+    wall = time.time() - t0
+    rows = read_rows(layout.leaderboard)
+    train = sum(float((r.get("timings") or {}).get("train_s") or 0.0) for r in rows)
+    epochs = sum(int(r.get("epochs_run") or 0) for r in rows)
+    best = ranked(rows)[:1]
+    return {"root": str(root), "rows": rows, "wall_s": wall, "train_s": train, "epochs": epochs,
+            "runs": len(rows), "statuses": {s: sum(r["status"] == s for r in rows) for s in
+                                            ("done", "pruned", "failed", "misconfigured")},
+            "estimate_saved_s": sum(float((r.get("pruned") or {}).get("saved_s") or 0.0) for r in rows),
+            "best": best[0] if best else None}
+
+
+def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | None:
+    """Std of the best configuration's metric over its own seed and `seeds` new ones."""
+    if seeds < 1:
+        return None
+    base = {k: v for k, v in best["config"].items()}
+    ideas = [{**base, "seed": int(base.get("seed", 0)) + 1000 + s, "prune": "never",
+              "idea_name": f"noise {s}"} for s in range(seeds)]
+    path = root / "noise.yaml"
+    path.write_text(yaml.safe_dump(ideas))
+    orze("submit", str(path), root=root, timeout=600)
+    orze("run", "--until-idle", "--quiet", root=root, timeout=timeout)
+    rows = [r for r in read_rows(Layout.at(root).leaderboard) if (r.get("idea_name") or "").startswith("noise")]
+    values = [float(best["metric"])] + [float(r["metric"]) for r in rows if r["status"] == "done"]
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ideas", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=0, help="the random policy's seed (the idea list)")
+    ap.add_argument("--slots", type=int, default=2)
+    ap.add_argument("--rule", choices=["median", "successive_halving"], default=None)
+    ap.add_argument("--warmup-epochs", type=int, default=None)
+    ap.add_argument("--min-comparable", type=int, default=None)
+    ap.add_argument("--comparable-by", nargs="+", default=None)
+    ap.add_argument("--noise-seeds", type=int, default=3)
+    ap.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--timeout", type=float, default=6 * 3600)
+    args = ap.parse_args()
+
+    work = args.dir or Path(tempfile.mkdtemp(prefix="orze-bench-pruning-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "base"
+    if not (base / "features" / "clips.csv").exists():
+        init_directory(base)
+        orze("demo", "features", root=base, timeout=1800)
+    ideas = make_ideas(args.ideas, args.seed)
+    ideas_file = work / "ideas.yaml"
+    ideas_file.write_text(yaml.safe_dump(ideas, sort_keys=False))
+    on = {"enabled": True, **{k: v for k, v in (("rule", args.rule), ("warmup_epochs", args.warmup_epochs),
+                                                  ("min_comparable", args.min_comparable),
+                                                  ("comparable_by", args.comparable_by)) if v is not None}}
+    results = {}
+    for name, pruning in (("off", {"enabled": False}), ("on", on)):
+        root = work / name
+        if root.exists():
+            raise SystemExit(f"{root} exists: use a fresh --dir")
+        results[name] = campaign(root, base / "features", ideas_file, pruning, args.slots, args.timeout)
+        r = results[name]
+        print(f"{name:>3}: {r['runs']} runs {r['statuses']}, training {r['train_s']:.1f}s, wall {r['wall_s']:.1f}s",
+              flush=True)
+
+    off, onr = results["off"], results["on"]
+    true_best = off["best"]
+    fp = fingerprint(true_best["config"]) if true_best else None
+    on_row = next((r for r in onr["rows"] if r["fingerprint"] == fp), None)
+    on_ranked = ranked(onr["rows"])
+    rank = next((i for i, r in enumerate(on_ranked, 1) if r["fingerprint"] == fp), None)
+    saved = 1.0 - onr["train_s"] / off["train_s"] if off["train_s"] else 0.0
+    saved_epochs = 1.0 - onr["epochs"] / off["epochs"] if off["epochs"] else 0.0
+    sigma = noise_floor(work / "off", true_best, args.noise_seeds, args.timeout) if true_best else None
+    best_on = onr["best"]
+    delta = float(true_best["metric"]) - float(best_on["metric"]) if true_best and best_on else None
+    figures = {
+        "ideas": args.ideas, "seed": args.seed, "slots": args.slots, "pruning": on,
+        "subspace": demo_subspace(),
+        "off": {k: v for k, v in off.items() if k not in ("rows", "best")},
+        "on": {k: v for k, v in onr.items() if k not in ("rows", "best")},
+        "training_saved_share": saved, "epochs_saved_share": saved_epochs,
+        "best_off": true_best and {"metric": true_best["metric"], "idea": true_best["idea_name"]},
+        "best_on": best_on and {"metric": best_on["metric"], "idea": best_on["idea_name"]},
+        "true_best_in_on": on_row and {"status": on_row["status"], "rank": rank},
+        "best_delta": delta, "noise_floor_std": sigma,
+    }
+    print(f"pruning {on}")
+    print(f"training seconds: off {off['train_s']:.1f}, on {onr['train_s']:.1f}: saved {saved:.1%} "
+          f"(pruned rows' own estimate {onr['estimate_saved_s']:.1f}s); wall off {off['wall_s']:.1f}s, "
+          f"on {onr['wall_s']:.1f}s")
+    print(f"epochs trained: off {off['epochs']}, on {onr['epochs']}: saved {saved_epochs:.1%} (independent of "
+          f"the machine's load; seconds on a shared machine vary with it)")
+    print(f"runs pruned: {onr['statuses']['pruned']} of {onr['runs']}")
+    if true_best:
+        print(f"best off: {true_best['metric']:.4f} ({true_best['idea_name']}); best on: "
+              f"{best_on['metric']:.4f} ({best_on['idea_name']}); difference {delta:+.4f}"
+              + (f"; noise floor (std over seeds) {sigma:.4f}" if sigma is not None else ""))
+        print(f"true best in the pruned campaign: {on_row['status'] if on_row else 'absent'}, rank {rank}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    print(f"directories kept under {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
