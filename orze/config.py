@@ -14,10 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orze.agent_config import AgentSpec, SweepConfig
 from orze.layout import Layout
+from orze.metrics import Metric
+from orze.metrics import names as metric_names
+from orze.metrics import resolve as resolve_metric
 from orze.notify.config import NotifyConfig
 from orze.pruning.settings import PruningConfig
 from orze.slurm.settings import SlurmConfig
-from orze.vocab import WorkerMode
+from orze.vocab import KeepWeights, TaskType, WorkerMode
 
 
 class ConfigError(ValueError):
@@ -29,8 +32,22 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
+    """What is predicted and how runs are ranked (docs/tasks.md). The classes come from the labels
+    in features/clips.csv (orze.task checks them); `metric` names a metric of orze.metrics' registry
+    that applies to `type` (the bare name, its `val_` key, or an alias such as the old `val_auc`)."""
     name: str = "dashcam-collision"
-    metric: Literal["val_ap", "val_auc"] = "val_ap"
+    type: TaskType = Field(default=TaskType.BINARY, description="binary | multiclass")
+    metric: str = Field(default="ap", description="a registered metric: " + ", ".join(metric_names()))
+
+    @model_validator(mode="after")
+    def _metric_registered(self) -> "TaskConfig":
+        self.metric = resolve_metric(self.metric, self.type).name   # ValueError names the allowed
+        return self
+
+    @property
+    def spec(self) -> Metric:
+        """The ranked metric, from the registry (the one definition every consumer reads)."""
+        return resolve_metric(self.metric, self.type)
 
 
 class SchedulerConfig(_Section):
@@ -68,6 +85,9 @@ class WorkerConfig(_Section):
     max_jobs_per_process: int = Field(default=0, ge=0, description="replace a warm worker after N jobs (0: never)")
     max_memory_growth_mb: float = Field(
         default=4096.0, ge=0, description="replace a warm worker whose memory grew by more (0: no bound)")
+    keep_weights: KeepWeights = Field(
+        default=KeepWeights.BEST, description="best: keep the selected epoch's weights (weights.pt, for "
+                                              "`orze predict`); none: keep only the predictions")
 
     @model_validator(mode="after")
     def _warm_needs_builtin(self) -> "WorkerConfig":
@@ -96,6 +116,9 @@ class AdmissionConfig(_Section):
         default=2048, ge=0, description="what a rejection record keeps of what was given: its first bytes")
     stray_dotfile_s: float = Field(
         default=600.0, gt=0, description="a dot-file older than this in the inbox is reported (once)")
+    require_feature_store: bool = Field(
+        default=True, description="reject an idea whose backbone (or a fused one) has no features/<backbone>/ "
+                                  "store; false for a custom worker that reads its own data")
 
 
 class StorageConfig(_Section):

@@ -224,6 +224,8 @@ RUN_FAILURE = "failure.json"
 RUN_RECORDED = "recorded"
 RUN_OUTPUT = "worker.out"
 RUN_WORKER_PID = "worker.pid"
+RUN_PREDICTIONS = "predictions.npz"   # per split (val, test): ids, labels, probabilities
+RUN_WEIGHTS = "weights.pt"            # the selected epoch's weights (worker.keep_weights: best)
 RUN_PROGRESS = "progress.jsonl"    # one JSON line per finished epoch, appended by the worker
 RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the worker per epoch
 

@@ -99,11 +99,20 @@ def agent_status(layout: Layout, rows: list[dict[str, Any]], now: float) -> tupl
     return agents, sweeps
 
 
+def _task_metric(layout: Layout) -> str | None:
+    """task.metric's history key (what `best` is ranked by); None if configs/orze.yaml is invalid."""
+    from orze.config import ConfigError, load_project
+    try:
+        return load_project(layout).task.spec.history_key
+    except ConfigError:
+        return None
+
+
 def gather(layout: Layout, now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     rows = read_rows(layout.leaderboard)
     statuses = Counter(r.get("status") for r in rows)
-    best = ranked(rows)[:1]
+    best = ranked(rows, _task_metric(layout))[:1]
     nodes = []
     for _, n in read_json_files(layout.nodes):
         n["alive"] = (now - n.get("updated_at", 0)) < NODE_FRESH_S and not n.get("stopped")

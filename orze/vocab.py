@@ -1,5 +1,5 @@
-"""The closed vocabularies of Orze's on-disk contract: run status, failure class, worker mode, and
-the kinds of event in runs/events.jsonl.
+"""The closed vocabularies of Orze's on-disk contract: run status, failure class, task type, kept
+weights, worker mode, and the kinds of event in runs/events.jsonl.
 
 Each is a `str` enum, so a member is equal to (and serialises as) the plain string written in
 result.json, leaderboard rows and events; files written before these enums existed read back the
@@ -57,6 +57,18 @@ class FailureClass(_Vocab):
             return cls(value)
         except ValueError:
             return None
+
+
+class TaskType(_Vocab):
+    """configs/orze.yaml's task.type: two classes (0/1, one logit) or K ≥ 2 classes (0..K-1, K logits)."""
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+
+
+class KeepWeights(_Vocab):
+    """worker.keep_weights: keep the selected epoch's weights in the run directory, or nothing."""
+    BEST = "best"
+    NONE = "none"
 
 
 class WorkerMode(_Vocab):

@@ -23,21 +23,24 @@ class History:
     failures: list[dict[str, Any]] = field(default_factory=list)   # recent failed/misconfigured rows
     rules: dict[str, Any] = field(default_factory=dict)            # prompts/rules.md front matter
     rules_text: str = ""                                           # rules rendered for the prompt
-    metric_name: str = "val_ap"
+    metric_name: str = "val_ap"                                    # task.metric's history key
+    task: str = "binary"                                           # task.type
+
+    @property
+    def direction(self) -> str:
+        """'higher' or 'lower' (is better), from the metric registry (orze.metrics)."""
+        from orze.store.leaderboard import metric_sign
+        return "higher" if metric_sign(self.metric_name) > 0 else "lower"
 
     def ranked(self) -> list[dict[str, Any]]:
+        """Finished runs best first on the task's metric, in its direction."""
         from orze.store.leaderboard import ranked
-        return ranked(self.rows)
+        return ranked(self.rows, self.metric_name)
 
     def leader(self) -> dict[str, Any] | None:
         """The best finished run's row (validation metric only), or None before the first."""
-        best = None
-        for r in self.rows:
-            if r.get("status") != "done" or not isinstance(r.get("metric"), (int, float)):
-                continue
-            if best is None or (float(r["metric"]), str(best["id"])) > (float(best["metric"]), str(r["id"])):
-                best = r
-        return best
+        best = self.ranked()
+        return best[0] if best else None
 
 
 def restrict_space(space: Space, subspace: dict[str, Any]) -> Space:

@@ -33,7 +33,7 @@ from orze.agents.rules import Rules, render_rules
 from orze.layout import RUN_CONFIG, RUN_IDEA, RUN_RESULT, Layout
 from orze.space import Space, check_idea
 from orze.store.atomic import read_json_or_none
-from orze.store.leaderboard import iter_rows
+from orze.store.leaderboard import iter_rows, metric_sign, same_metric
 
 FAILED = ("failed", "misconfigured")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
@@ -130,14 +130,15 @@ def read_failures(layout: Layout, rows: list[dict[str, Any]], ids: set[str],
 
 
 def read_history(layout: Layout, space: Space, rules: Rules | None = None,
-                 metric_name: str = "val_ap") -> History:
+                 metric_name: str = "val_ap", task: str = "binary") -> History:
     rows = list(iter_rows(layout.leaderboard))
     ids = {str(r.get("id")) for r in rows}
     rules = rules or Rules()
     pending = read_pending(layout, ids) + read_inbox(layout, space)
     return History(space=space, rows=rows, pending=pending,
                    failures=read_failures(layout, rows, ids),
-                   rules=rules.model_dump(), rules_text=render_rules(rules), metric_name=metric_name)
+                   rules=rules.model_dump(), rules_text=render_rules(rules), metric_name=metric_name,
+                   task=str(task))
 
 
 # ---------------------------------------------------------------------------- sections
@@ -153,15 +154,18 @@ KEY_DIMS = ("pooling", "learning_rate", "batch_size", "epochs", "seq_len", "weig
             "d_model", "num_layers")
 
 
-def top_rows(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    ok = (r for r in rows if r.get("status") == "done" and isinstance(r.get("metric"), (int, float)))
-    return heapq.nsmallest(k, ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
+def top_rows(rows: list[dict[str, Any]], k: int, metric_name: str | None = None) -> list[dict[str, Any]]:
+    """The k best finished rows on `metric_name`, in its direction (orze.metrics)."""
+    sign = metric_sign(metric_name)
+    ok = (r for r in rows if r.get("status") == "done" and isinstance(r.get("metric"), (int, float))
+          and same_metric(r, metric_name))
+    return heapq.nsmallest(k, ok, key=lambda r: (-sign * float(r["metric"]), str(r["id"])))
 
 
 def render_leaderboard(rows: list[dict[str, Any]], k: int, metric_name: str,
                        best: list[dict[str, Any]] | None = None, done: int | None = None) -> str:
     """The top k rows as a Markdown table; `best`/`done` may be passed in precomputed."""
-    best = (best if best is not None else top_rows(rows, k))[:k]
+    best = (best if best is not None else top_rows(rows, k, metric_name))[:k]
     if not best:
         return "(no finished experiments yet)"
     head = ["rank", metric_name, "id", "backbone", "encoder", "loss"] + list(KEY_DIMS)
@@ -271,7 +275,7 @@ def render_prompt(template: str, history: History, *, agent: str, n: int,
                   budget_tokens: int = 6000, recent_window: int = 50,
                   template_name: str = "prompts/research.md") -> str:
     known = {"leaderboard", "recent", "failures", "pruned", "space", "rules", "n", "agent", "metric", "leader",
-             "total_runs"}
+             "total_runs", "direction", "task"}
     for name in PLACEHOLDER.findall(template):
         if name not in known:
             raise PromptError(f"{template_name}: unknown placeholder {{{{{name}}}}}; allowed: "
@@ -280,11 +284,12 @@ def render_prompt(template: str, history: History, *, agent: str, n: int,
     lc = (leader or {}).get("config") or {}
     fixed = {
         "n": str(n), "agent": agent, "metric": history.metric_name, "total_runs": str(len(history.rows)),
+        "direction": f"{history.direction} is better", "task": f"{history.task} clip classification",
         "leader": (f"{leader['id']}: {history.metric_name}={float(leader['metric']):.4f}, backbone="
                    f"{_label(lc.get('backbone'))}, temporal_encoder={_label(lc.get('temporal_encoder'))}"
                    if leader else "(none yet)"),
     }
-    best = top_rows(history.rows, 20)  # computed once: the shrink steps only slice it
+    best = top_rows(history.rows, 20, history.metric_name)  # computed once: the shrink steps only slice it
     done = sum(1 for r in history.rows if r.get("status") == "done")
     level: dict[str, Any] = {"leaderboard": 20, "recent": 12, "failures": 10, "pruned": 10, "space": 0,
                              "rules": None}

@@ -49,6 +49,7 @@ from orze.agents.judging import (
 from orze.agents.keys import redact
 from orze.agents.retry import ProviderError, Stopped
 from orze.agents.rules import Rules, RulesError, impossible, load_rules, waive
+from orze.config import TaskConfig
 from orze.layout import Layout
 from orze.space import Space, SpaceError, load_space
 from orze.store.atomic import append_line
@@ -58,13 +59,15 @@ REJECTED = "rejected.jsonl"
 
 
 class AgentLoop:
-    def __init__(self, layout: Layout, spec: AgentSpec, policy: Any, metric_name: str = "val_ap",
+    def __init__(self, layout: Layout, spec: AgentSpec, policy: Any, task: TaskConfig | None = None,
                  log: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
                  should_stop: Callable[[], bool] | None = None, clock: Callable[[], float] = time.time):
         self.layout = layout
         self.spec = spec
         self.policy = policy
-        self.metric_name = metric_name
+        task = task or TaskConfig()
+        # the project's task.metric, as the registry names its history key (val_<name>)
+        self.metric_name, self.task = task.spec.history_key, task.type
         self.log = log or (lambda msg: print(redact(msg), flush=True))
         self.sleep = sleep
         self.clock = clock
@@ -178,7 +181,7 @@ class AgentLoop:
             n = min(n, rules.caps.max_ideas_per_cycle)
         if self.spec.max_ideas is not None:
             n = min(n, self.spec.max_ideas - ledger.totals(self.layout, self.spec.name).submitted)
-        history = read_history(self.layout, space, rules, self.metric_name)
+        history = read_history(self.layout, space, rules, self.metric_name, self.task)
         rules = self._feasible_rules(rules, space, history)
 
         report = CycleReport("nothing")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from orze.layout import Layout
-from orze.store.leaderboard import RANKED_STATUS, ROW_KEYS, read_rows, rows_to_frame
+from orze.store.leaderboard import RANKED_STATUS, ROW_KEYS, metric_sign, read_rows, rows_to_frame, same_metric
 
 
 class AnalysisError(ValueError):
@@ -48,15 +48,28 @@ def load_frame(layout: Layout) -> pd.DataFrame:
     return frame_from_rows(rows)
 
 
+METRIC_SIGN_ATTR = "metric_sign"
+
+
 def done_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs with a finite numeric validation metric, in completion order."""
+    """Finished runs with a finite numeric validation metric, in completion order.
+
+    The metric is oriented so that higher is better everywhere in the analysis: a minimised
+    metric (orze.metrics: log_loss) is negated, and attrs["metric_sign"] says so (-1). Only rows
+    on the latest row's metric are kept (a campaign whose task.metric changed is analysed on the
+    new one)."""
     if frame is None or len(frame) == 0 or "metric" not in frame or "status" not in frame:
         return pd.DataFrame(columns=list(ROW_KEYS) + ["seq"])
     metric = pd.to_numeric(frame["metric"], errors="coerce")
     keep = (frame["status"] == RANKED_STATUS) & np.isfinite(metric)
+    name = None
+    if "metric_name" in frame and frame.loc[keep, "metric_name"].notna().any():
+        name = str(frame.loc[keep, "metric_name"].dropna().iloc[-1])
+        keep &= frame["metric_name"].map(lambda n: same_metric({"metric_name": n}, name))
+    sign = metric_sign(name)
     out = frame.loc[keep].copy()
-    out.attrs = dict(frame.attrs)
-    out["metric"] = metric[keep].astype(float)
+    out.attrs = {**frame.attrs, METRIC_SIGN_ATTR: sign}
+    out["metric"] = sign * metric[keep].astype(float)
     if "seq" not in out:
         out["seq"] = np.arange(len(out))
     return out.sort_values("seq", kind="stable").reset_index(drop=True)

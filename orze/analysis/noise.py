@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from orze.analysis.frame import config_columns, done_runs
+from orze.analysis.frame import METRIC_SIGN_ATTR, config_columns, done_runs
 
 SEED = "seed"
 Z_95 = 1.96
@@ -69,15 +69,20 @@ def replicate_summary(frame: pd.DataFrame, dims: Sequence[str] | None = None,
     out = out[out["n"] >= min_n].copy()
     out["first_id"] = out["ids"].map(lambda x: x[0])
     out["n"] = out["n"].astype(int)
-    return out.sort_values(["mean", "key"], ascending=[False, True])[cols].reset_index(drop=True)
+    out = out.sort_values(["mean", "key"], ascending=[False, True])[cols].reset_index(drop=True)
+    out.attrs[METRIC_SIGN_ATTR] = done.attrs.get(METRIC_SIGN_ATTR, 1.0)   # mean/min/max are oriented
+    return out
 
 
 def replicate_stats(frame: pd.DataFrame, dims: Sequence[str] | None = None) -> dict[str, dict]:
-    """Run id -> {"n", "mean", "std"} of its configuration, for every run of a replicated one."""
+    """Run id -> {"n", "mean", "std"} of its configuration, for every run of a replicated one, in the
+    metric's own units (a minimised metric's mean is not shown negated)."""
     out = {}
-    for row in replicate_summary(frame, dims).itertuples(index=False):
+    summary = replicate_summary(frame, dims)
+    sign = summary.attrs.get(METRIC_SIGN_ATTR, 1.0)
+    for row in summary.itertuples(index=False):
         for rid in row.ids:
-            out[rid] = {"n": int(row.n), "mean": float(row.mean), "std": float(row.std)}
+            out[rid] = {"n": int(row.n), "mean": sign * float(row.mean), "std": float(row.std)}
     return out
 
 

@@ -3,7 +3,9 @@
 to learn what one new row changed.
 
 `RunningBest` tracks the best finished run (the ranking's criterion: status "done", finite numeric
-metric, higher is better, ties to the smaller id as in orze.store.leaderboard.ranked), when it was
+metric, better in the metric's direction from orze.metrics — log_loss is minimised — ties to the
+smaller id as in orze.store.leaderboard.ranked; a row on another metric than the best's, after
+task.metric changed, starts the fold again on the new metric), when it was
 set, runs since then, and the noise floor exactly as orze.analysis.noise computes it: replicates
 are runs whose configurations agree on everything but `seed`; sigma is the pooled within-
 configuration standard deviation sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)) over configurations
@@ -22,7 +24,7 @@ from typing import Any
 import orjson
 
 from orze.analysis.noise import SEED, Z_95
-from orze.store.leaderboard import RANKED_STATUS
+from orze.store.leaderboard import RANKED_STATUS, metric_sign, same_metric
 
 
 def finite_metric(row: dict[str, Any]) -> float | None:
@@ -96,6 +98,9 @@ class RunningBest:
         m = finite_metric(row)
         if m is None:
             return None
+        if self.best is not None and not same_metric(row, self.best.get("metric_name")):
+            self.__init__(z=self.z)   # task.metric changed: the old metric's best is not comparable
+        sign = metric_sign(row.get("metric_name"))
         self.finished += 1
         threshold_before = self.threshold
         g = self._groups.setdefault(replicate_key(row.get("config")), _Group())
@@ -107,12 +112,13 @@ class RunningBest:
         self._m2 += g.m2 - old_m2
         if g.n >= 2:
             self._dof += 1
-        better = m > self.best_metric or (m == self.best_metric and self.best is not None
-                                          and str(row.get("id")) < str(self.best.get("id")))
+        best_o = sign * self.best_metric if self.best is not None else -math.inf
+        better = sign * m > best_o or (sign * m == best_o and self.best is not None
+                                       and str(row.get("id")) < str(self.best.get("id")))
         if not better:
             self.since_best += 1
             return None
         previous, prev_metric = self.best, self.best_metric
         self.best, self.best_metric, self.since_best = row, m, 0
-        gain = None if previous is None else m - prev_metric
+        gain = None if previous is None else sign * (m - prev_metric)   # the improvement, > 0
         return NewBest(row, previous, gain, threshold_before)

@@ -19,7 +19,7 @@ from orze.analysis import baselines as baselines_mod
 from orze.analysis import convergence as convergence_mod
 from orze.analysis import exploration, noise, variance
 from orze.analysis import sweeps as sweeps_mod
-from orze.analysis.frame import AnalysisError, config_columns, done_runs, restrict
+from orze.analysis.frame import METRIC_SIGN_ATTR, AnalysisError, config_columns, done_runs, restrict
 
 
 @dataclass
@@ -67,7 +67,9 @@ def analyze(frame: pd.DataFrame, space=None, *, after: str | None = None, since:
         "selection": {"rows": int(len(frame)), "done": int(len(all_done)), "analysed": int(len(done)),
                       "pruned": int((frame["status"] == "pruned").sum()) if "status" in frame else 0,
                       "after": after, "since": since, "window": window,
-                      "metric_name": (str(done["metric_name"].dropna().iloc[0])
+                      # a minimised metric is analysed negated (frame.done_runs): the name says so
+                      "metric_name": ("-" if done.attrs.get(METRIC_SIGN_ATTR, 1.0) < 0 else "") +
+                                     (str(done["metric_name"].dropna().iloc[-1])
                                       if "metric_name" in done and done["metric_name"].notna().any()
                                       else "metric"),
                       "best": float(y.max()), "best_id": str(done["id"].iloc[int(np.argmax(y))])

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             host_pid = os.environ.get(HOST_PID_ENV)
             watch = LeaseWatch(lease_path(layout, name), token, float(os.environ.get(LEASE_S_ENV) or 60.0),
                                host_pid=int(host_pid) if host_pid else None).start()
-        loop = AgentLoop(layout, spec, policy, metric_name=project.task.metric,
+        loop = AgentLoop(layout, spec, policy, task=project.task,
                          log=lambda m: console.print(redact(m), highlight=False, markup=False),
                          should_stop=watch)
         reports = loop.run(cycles=1 if once else cycles, wait_for_room=not once)

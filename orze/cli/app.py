@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "run",
     "submit",
     "leaderboard",
+    "predict",
     "status",
     "space",
     "demo",

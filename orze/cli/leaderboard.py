@@ -1,4 +1,9 @@
-"""`orze leaderboard`: the ranked results (validation metric; the test metric is shown only)."""
+"""`orze leaderboard`: the ranked results (validation metric; the test metric is shown only).
+
+Ranked by the project's task.metric in its direction (orze.metrics). `--metric NAME` ranks by any
+registered metric instead, computed from each run's kept predictions (orze.predictions); runs
+without kept predictions are left out and counted.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,11 @@ import typer
 from rich.table import Table
 
 from orze.cli.common import RootOption, console, fail, layout_for
+from orze.config import ConfigError, load_project
+from orze.metrics import Metric, resolve
+from orze.metrics import names as metric_names
 from orze.pruning.rows import pruned_summary
-from orze.store.leaderboard import ranked, read_rows, rebuild
+from orze.store.leaderboard import metric_sign, rankable, ranked, read_rows, rebuild
 from orze.vocab import RunStatus
 
 FLAT_COLUMNS = ("rank", "id", "status", "metric", "test_metric", "backbone", "temporal_encoder",
@@ -75,9 +83,10 @@ def error_summary(error: Any) -> str:
     return str(error)
 
 
-def select_rows(rows: list[dict], show_all: bool, where: list[tuple[str, str]], top: int | None) -> list[dict]:
+def select_rows(rows: list[dict], show_all: bool, where: list[tuple[str, str]], top: int | None,
+                metric: str | None = None) -> list[dict]:
     rows = [r for r in rows if matches(r, where)]
-    ordered = ranked(rows)
+    ordered = ranked(rows, metric)
     for i, r in enumerate(ordered, 1):
         r["rank"] = i
     if show_all:
@@ -107,6 +116,37 @@ def _fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
     return str(v)
+
+
+def rescored(layout, rows: list[dict], metric: Metric) -> tuple[list[dict], int]:
+    """Finished runs re-ranked by `metric` computed from their kept predictions: copies of the
+    rows with `metric`/`test_metric`/`metric_name` replaced, best first in the metric's direction;
+    and how many finished runs kept no predictions (left out)."""
+    from orze.predictions import run_metric  # numpy: only when --metric is asked for
+
+    out, missing = [], 0
+    for r in rows:
+        if not rankable(r):
+            continue
+        try:
+            values = run_metric(layout.run_dir(str(r["id"])), metric)
+        except ValueError as e:
+            raise fail(f"--metric: {e}; allowed: {', '.join(metric_names())}")
+        if values is None or "val" not in values:
+            missing += 1
+            continue
+        out.append({**r, "metric_name": metric.history_key, "metric": values["val"],
+                    "test_metric": values.get("test")})
+    return ranked(out, metric.history_key), missing
+
+
+def project_metric(layout) -> str | None:
+    """task.metric's history key, or None when configs/orze.yaml cannot be read (the latest row's
+    metric is ranked then)."""
+    try:
+        return load_project(layout).task.spec.history_key
+    except ConfigError:
+        return None
 
 
 def has_replicates(rows: list[dict]) -> bool:
@@ -154,8 +194,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="JSON rows."),
         as_csv: bool = typer.Option(False, "--csv", help="CSV rows."),
         do_rebuild: bool = typer.Option(False, "--rebuild", help="Regenerate leaderboard.jsonl from runs/exp/*/result.json first."),
+        metric: Optional[str] = typer.Option(
+            None, "--metric", "-m", help="Rank by this registered metric, computed from each run's kept "
+                                         "predictions: " + ", ".join(metric_names()) + " (default: task.metric)."),
     ) -> None:
-        """Show the leaderboard, ranked by the validation metric."""
+        """Show the leaderboard, ranked by the validation metric (task.metric, in its direction)."""
         layout = layout_for(root)
         if do_rebuild:
             n = rebuild(layout)
@@ -165,7 +208,18 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             raise fail(str(e))
         all_rows = read_rows(layout.leaderboard)
-        rows = select_rows(all_rows, show_all, conditions, None if show_all else top)
+        left_out = 0
+        if metric is not None:
+            try:
+                chosen = resolve(metric)
+            except ValueError as e:
+                raise fail(f"--metric: {e}")
+            scored, left_out = rescored(layout, [r for r in all_rows if matches(r, conditions)], chosen)
+            rows = scored[:top]
+            for i, r in enumerate(rows, 1):
+                r["rank"] = i
+        else:
+            rows = select_rows(all_rows, show_all, conditions, None if show_all else top, project_metric(layout))
         stats, noise = replicate_info(layout, all_rows)
         for r in rows:
             if r["id"] in stats:
@@ -186,7 +240,10 @@ def register(app: typer.Typer) -> None:
                                                f" ({layout.leaderboard} does not exist)"))
             return
         metric_name = rows[0].get("metric_name") or "val_ap"
-        table = Table(title=f"Leaderboard ({metric_name}; the test metric is never used for ranking)")
+        better = "higher" if metric_sign(metric_name) > 0 else "lower"
+        source = "; computed from kept predictions" if metric is not None else ""
+        table = Table(title=f"Leaderboard ({metric_name}, {better} is better{source}; the test metric is "
+                            f"never used for ranking)")
         cols = ["#", "id", metric_name, "test", "backbone", "encoder", "pooling", "loss", "lr", "bs",
                 "seq", "ep", "agent", "source", "time", "verified"] + (["mean ± std (n)"] if stats else []) \
             + (["status / reason"] if show_all else [])
@@ -206,6 +263,9 @@ def register(app: typer.Typer) -> None:
                 cells.append(r.get("status", "") + (": " + f["error"] if f["error"] else ""))
             table.add_row(*cells)
         console.print(table)
+        if left_out:
+            console.print(f"{left_out} finished run(s) kept no predictions (recorded before predictions "
+                          f"were kept, or a custom worker) and are not shown")
         if noise and noise.get("current_best_within_noise"):
             console.print(f"[yellow]note:[/] the current best improves on the previous best by less than "
                           f"the noise threshold ({noise['threshold']:.4f} = 1.96·√2·σ, σ = {noise['sigma']:.4f} "

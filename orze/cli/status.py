@@ -13,6 +13,7 @@ from rich.table import Table
 from orze.cli.common import RootOption, console, layout_for
 from orze.cli.leaderboard import error_summary, verification_text
 from orze.status import gather
+from orze.store.leaderboard import metric_sign
 from orze.vocab import WorkerMode
 
 
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         if s["best"]:
             b = s["best"]
             ver = verification_text(b)
-            console.print(f"[bold]best[/] {b['id']} {b.get('metric_name')}={b['metric']:.4f} "
+            better = "higher" if metric_sign(b.get("metric_name")) > 0 else "lower"
+            console.print(f"[bold]best[/] {b['id']} {b.get('metric_name')}={b['metric']:.4f} ({better} is better) "
                           f"({json.dumps(b.get('config', {}).get('backbone'))}, "
                           f"{b.get('config', {}).get('temporal_encoder')})"
                           + (f" · verified {ver} checks passed" if ver else ""))

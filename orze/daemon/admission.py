@@ -40,6 +40,7 @@ from typing import Any
 from orze.config import AdmissionConfig
 from orze.daemon.idea_file import FileRejected, parse_ideas
 from orze.daemon.inbox_scan import IDEA_SUFFIXES, InboxScanner
+from orze.daemon.stores import existing_stores, missing_store_reason
 from orze.ids import new_id
 from orze.layout import Layout
 from orze.safe_text import printable
@@ -248,6 +249,13 @@ class Admitter:
             report.messages.append(f"{where}: rejected: {'; '.join(check.errors)}")
             return None
         config = check.config
+        # issue 19: an idea whose backbone has no feature store would fail at run time, one run each
+        missing = missing_store_reason(config, existing_stores(self.layout)) if self.cfg.require_feature_store else None
+        if missing:
+            self._reject(raw, [missing], source, index)
+            report.rejected += 1
+            report.messages.append(f"{where}: rejected: {missing}")
+            return None
         fp = fingerprint(config)
         near_of = self._near_duplicate(config)
         if near_of and self.cfg.near_duplicates == "refuse":

@@ -100,8 +100,25 @@ def length_expectations(layout: Layout, store) -> dict[str, Any]:
 
 def run_context(project: "ProjectConfig") -> tuple[bool, "MetricSpec"]:
     """(whether runs come from the built-in worker, the ranked metric's spec), from the project the
-    daemon runs with (the configuration its workers were started with, read once)."""
+    daemon runs with (the configuration its workers were started with, read once). The spec is
+    the registry's definition of task.metric (orze.metrics), never rebuilt by hand."""
     from orze.verification.metric import MetricSpec
 
-    name = project.task.metric
-    return not project.worker.command, MetricSpec(name=name, history_key=name)
+    return not project.worker.command, MetricSpec.of(project.task.spec)
+
+
+def task_expectations(layout: Layout, project: "ProjectConfig") -> dict[str, Any]:
+    """The task as the daemon reads it: its type, metric, and the classes of features/clips.csv
+    (orze.task, the same rules the worker applies; None when clips.csv is absent or unreadable,
+    or its labels do not fit the task: the worker then fails with the reason)."""
+    from orze.task import TaskError, classes_from_labels
+
+    out: dict[str, Any] = {"type": str(project.task.type), "metric": project.task.spec.name}
+    try:
+        clips = read_clips(layout.clips_csv)
+        labels = {s: [c.label for c in clips if c.split == s] for s in SPLITS}
+        classes = classes_from_labels(labels, project.task.type, layout.clips_csv)
+    except (FeatureStoreError, TaskError):
+        return {**out, "classes": None}
+    return {**out, "classes": classes.count, "outputs": classes.outputs,
+            "class_counts": classes.per_split}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orze.config import ProjectConfig
-from orze.daemon.expect import feature_expectations, run_context, split_expectations
+from orze.daemon.expect import feature_expectations, run_context, split_expectations, task_expectations
 from orze.daemon.outcome import Evidence, Retry, decide
 from orze.daemon.verify import verify_run
 from orze.layout import RUN_EFFECTIVE, RUN_FAILURE, RUN_LOG, RUN_METRICS, RUN_OUTPUT, RUN_PRUNE, Layout
@@ -55,7 +55,8 @@ def gather(layout: Layout, project: ProjectConfig, entry: Entry, run_dir: Path, 
     builtin, spec = run_context(project)
     splits = split_expectations(layout) or {}
     v = verify_run(entry.config, effective, metrics, splits.get("split_hashes"), require_effective=True,
-                   builtin=builtin, expect={**splits, **feature_expectations(layout, effective)}, spec=spec)
+                   builtin=builtin, expect={**splits, **feature_expectations(layout, effective),
+                                                   "task": task_expectations(layout, project)}, spec=spec)
     return replace(ev, findings=v.findings, verification=v.summary())
 
 
@@ -91,7 +92,9 @@ def build_row(entry: Entry, status: RunStatus, metrics: dict[str, Any] | None, n
     return {
         "id": entry.id, "fingerprint": entry.fingerprint, "status": status,
         "metric_name": m.get("metric_name", "val_ap"), "metric": m.get("metric"),
-        "test_metric": m.get("test_metric"), "val_auc": m.get("val_auc"), "test_auc": m.get("test_auc"),
+        "test_metric": m.get("test_metric"),
+        # ROC AUC alongside (metrics.json's val_roc_auc; val_auc from workers before issue 19)
+        "val_auc": m.get("val_roc_auc", m.get("val_auc")), "test_auc": m.get("test_roc_auc", m.get("test_auc")),
         "config": entry.config, "idea_name": meta.get("idea_name"), "agent": meta.get("agent"),
         "model": meta.get("model"), "source": meta.get("source", "human"), "parent": meta.get("parent"),
         "priority": entry.priority, "node": node, "slot": slot, "admitted_at": entry.admitted_at,

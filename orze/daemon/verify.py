@@ -123,7 +123,7 @@ def verify_run(requested: dict[str, Any], effective: dict[str, Any] | None,
         c.findings = [f for f in c.findings if f] + diffs
         c.extend(protocol_checks(effective, expected_hashes, sequences="seq_len" in requested))
         if builtin:
-            c.extend(behaviour_checks(requested, effective, metrics, expect, spec.history_key))
+            c.extend(behaviour_checks(requested, effective, metrics, expect, spec))
     c.extend(metric_checks(metrics, spec, expect.get("labels_hashes")))
     level = BEHAVIOURAL if builtin and effective is not None and isinstance(effective.get("evidence"), dict) \
         else SELF_REPORTED

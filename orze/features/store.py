@@ -205,8 +205,10 @@ def read_clips(path: Path) -> list[Clip]:
             if row["split"] not in SPLITS:
                 raise FeatureStoreError(
                     f"{path}:{line}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
-            if row["label"] not in ("0", "1"):
-                raise FeatureStoreError(f"{path}:{line}: label {row['label']!r} is not 0 or 1")
+            # a class index 0..K-1; the task type's checks (binary: 0/1) are orze.task's
+            if not (row["label"] or "").isascii() or not (row["label"] or "").isdigit():
+                raise FeatureStoreError(f"{path}:{line}: label {row['label']!r} is not a class index "
+                                        f"(an integer 0, 1, …)")
             clips.append(Clip(row["clip_id"], int(row["label"]), row["split"]))
     return clips
 

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from orze.layout import RUN_RESULT, Layout
+from orze.metrics import canonical, lookup
 from orze.store.atomic import append_line, atomic_write_text, read_json_or_none
 from orze.store.lock import FileLock, layout_lock
 from orze.vocab import RunStatus
@@ -196,10 +197,42 @@ def rankable(row: dict[str, Any]) -> bool:
             and math.isfinite(m))
 
 
-def ranked(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Finished, verified runs best first by the validation metric; the test metric is never read."""
-    ok = [r for r in rows if rankable(r)]
-    return sorted(ok, key=lambda r: (-float(r["metric"]), str(r["id"])))
+def same_metric(row: dict[str, Any], name: str | None) -> bool:
+    """Whether `row` was scored on metric `name` (registry names compared canonically: `val_auc` is
+    `val_roc_auc`). A row without a metric_name, or no name asked for, matches."""
+    got = row.get("metric_name")
+    if name is None or not isinstance(got, str):
+        return True
+    return canonical(got) == canonical(name)
+
+
+def ranked_metric(rows: Iterable[dict[str, Any]]) -> str | None:
+    """The metric name of the latest rankable row: what a campaign ranks by when the caller does
+    not name it (the configured metric reaches every row through the worker's metrics.json)."""
+    name = None
+    for r in rows:
+        if rankable(r) and isinstance(r.get("metric_name"), str):
+            name = r["metric_name"]
+    return name
+
+
+def metric_sign(name: str | None) -> float:
+    """+1 when the metric is maximised, -1 when minimised (orze.metrics; +1 for a name outside the
+    registry, a custom worker's own metric)."""
+    m = lookup(name)
+    return m.sign if m is not None else 1.0
+
+
+def ranked(rows: Iterable[dict[str, Any]], metric: str | None = None) -> list[dict[str, Any]]:
+    """Finished, verified runs best first by the validation metric in its direction (orze.metrics:
+    log_loss is minimised); the test metric is never read. `metric`: the ranked metric's name
+    (task.metric, bare or its `val_` key); None: the latest row's. Rows scored on another metric
+    (a campaign whose task.metric changed) are not ranked against it."""
+    rows = list(rows)
+    name = metric if metric is not None else ranked_metric(rows)
+    sign = metric_sign(name)
+    ok = [r for r in rows if rankable(r) and same_metric(r, name)]
+    return sorted(ok, key=lambda r: (-sign * float(r["metric"]), str(r["id"])))
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]):

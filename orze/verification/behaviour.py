@@ -14,13 +14,16 @@ from typing import Any
 from orze.verification import reference as ref
 from orze.verification.checks import Checks, close, number
 from orze.verification.lengths import check_length_policy, expected_windows
+from orze.verification.metric import MetricSpec
 
 FP32_TOL = 1e-4
 BF16_TOL = 5e-2
 
 
 def behaviour_checks(config: dict[str, Any], effective: dict[str, Any], metrics: dict[str, Any],
-                     expect: dict[str, Any], history_key: str = "val_ap") -> Checks:
+                     expect: dict[str, Any], spec: MetricSpec = MetricSpec()) -> Checks:
+    """`expect["task"]` (orze.daemon.expect.task_expectations): the task type and classes the
+    daemon reads from configs/orze.yaml and features/clips.csv; `spec`: the ranked metric."""
     c = Checks()
     ev = effective.get("evidence")
     if not isinstance(ev, dict):
@@ -31,7 +34,7 @@ def behaviour_checks(config: dict[str, Any], effective: dict[str, Any], metrics:
     tol = BF16_TOL if low_precision else FP32_TOL
     for part in (_probes, _modes, _dropout, _data, _optimisation, _seeds_epochs):
         try:
-            part(c, config, effective, ev, metrics, expect, tol, history_key)
+            part(c, config, effective, ev, metrics, expect, tol, spec)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
             c.fail(f"evidence: malformed ({part.__name__.strip('_')}: {type(e).__name__}: {e})")
     return c
@@ -41,8 +44,12 @@ def behaviour_checks(config: dict[str, Any], effective: dict[str, Any], metrics:
 
 def _probes(c, config, effective, ev, metrics, expect, tol, _):
     p = ev["probes"]
-    want = ref.loss_reference(config)
+    outputs = _outputs(expect, effective)
+    want = ref.loss_reference(config, outputs)
     loss = p["loss"]
+    c.check("task.head_outputs", effective.get("head_outputs", 1) == outputs,
+            f"task: the head has {effective.get('head_outputs')} output(s); the task's classes in "
+            f"features/clips.csv need {outputs}")
     if want is None:
         c.fail(f"loss: no reference for requested loss {config.get('loss')!r}")
     else:
@@ -79,6 +86,12 @@ def _probes(c, config, effective, ev, metrics, expect, tol, _):
             pad["finite"] and pad["max_change"] <= tol * max(1.0, pad["scale"]),
             f"padding: changing only padded frames changed the classifier's output by "
             f"{pad['max_change']:.3g} (finite: {pad['finite']}); padding must not enter the model")
+
+
+def _outputs(expect, effective) -> int:
+    """Logits per clip the task needs: 1 for binary, K for multiclass (the daemon's own count)."""
+    task = expect.get("task") or {}
+    return int(task.get("outputs") or effective.get("head_outputs") or 1)
 
 
 def _loss_desc(config) -> str:
@@ -160,7 +173,10 @@ def _data(c, config, effective, ev, metrics, expect, tol, _):
             f"data: rows drawn per epoch {d['rows_per_epoch'][:6]}; the training split has {n}")
     ratio = float(config.get("oversample_ratio", 1.0))
     drawn = d["rows_drawn"]
-    if drawn:
+    counts = ((expect.get("task") or {}).get("class_counts") or {}).get("train")
+    if drawn and _outputs(expect, effective) > 1 and counts:
+        _class_sampling(c, d["classes_drawn"], counts, ratio, epochs_run)
+    elif drawn:
         share = d["positives_drawn"] / drawn
         exp = ref.expected_positive_fraction(pos, n, ratio)
         if ratio == 1.0:
@@ -290,15 +306,34 @@ def _optimisation(c, config, effective, ev, metrics, expect, tol, _):
                 f"grad_clip: 0 (off) requested, but clipping reduced a gradient norm by {gap:.4g}")
 
 
-def _seeds_epochs(c, config, effective, ev, metrics, expect, tol, history_key):
+def _class_sampling(c, drawn: list[int], counts: list[int], ratio: float, epochs_run: int) -> None:
+    """Per-class oversampling of a multi-class task: drawn class shares against
+    reference.expected_class_fractions (exact counts per epoch when the ratio is 1)."""
+    total = sum(drawn)
+    if ratio == 1.0:
+        ok = list(drawn) == [n * epochs_run for n in counts]
+        worst = ""
+    else:
+        want = ref.expected_class_fractions(counts, ratio)
+        gaps = [(abs(d / total - w) - (5 * math.sqrt(w * (1 - w) / total) + 0.01), k, d / total, w)
+                for k, (d, w) in enumerate(zip(drawn, want))]
+        ok = len(drawn) == len(counts) and all(g[0] <= 0 for g in gaps)
+        g = max(gaps)
+        worst = f"; class {g[1]}: {g[2]:.3f} drawn, {g[3]:.3f} expected"
+    c.check("data.oversampling", ok,
+            f"oversample_ratio: drawn rows per class {list(drawn)} over {epochs_run} epochs; ratio "
+            f"{ratio:g} over training classes {list(counts)} gives other shares{worst}")
+
+
+def _seeds_epochs(c, config, effective, ev, metrics, expect, tol, spec):
     seeds = ev["seeds"]
     seed = int(config["seed"])
     c.check("seed.set", seeds["sampler_generator_seed"] == seed and seeds["torch_initial_seed"] == seed,
             f"seed: requested {seed}; torch was seeded with {seeds['torch_initial_seed']} and the "
             f"sampler's generator with {seeds['sampler_generator_seed']}")
     history = metrics.get("history") or []
-    values = [h.get(history_key) for h in history]
-    want = ref.expected_epochs(values, int(config["epochs"]), int(config["patience"]))
+    values = [h.get(spec.history_key) for h in history]
+    want = ref.expected_epochs(values, int(config["epochs"]), int(config["patience"]), spec.direction)
     pruned = metrics.get("pruned") if isinstance(metrics.get("pruned"), dict) else None
     if pruned is not None and isinstance(pruned.get("stopped_after_epoch"), int) \
             and 1 <= pruned["stopped_after_epoch"] <= want:

@@ -1,8 +1,11 @@
 """Metric integrity, for every worker (built-in or custom).
 
 The metric is described by a `MetricSpec` (its name in metrics.json, its key in each history
-entry, its valid range and direction), so a metric registry can supply it; nothing here assumes
-validation AP. The checks, over metrics.json as written:
+entry, its valid range and direction); the daemon builds it from the registry (`MetricSpec.of`
+an orze.metrics.Metric, through task.metric), so nothing here assumes validation AP. The checks,
+over metrics.json as written:
+- `metric_name`, when reported, names the ranked metric (a run on another metric is never ranked
+  as if it were this one);
 - `metric` is a finite number within [low, high];
 - the history has the metric's key at every epoch (a missing key is a finding, never a skip);
 - `selection.split` is the selection split, and `selection.best_epoch` is the history's optimum
@@ -21,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from orze.metrics import Metric, canonical
 from orze.verification.checks import Checks, number
 
 # Equality of the final metric and the history's value at the selected epoch: the built-in worker
@@ -42,6 +46,12 @@ class MetricSpec:
     def better(self, a: float, b: float) -> bool:
         return a > b if self.direction == "max" else a < b
 
+    @classmethod
+    def of(cls, metric: Metric) -> "MetricSpec":
+        """The spec of a registered metric: every field from the registry's one definition."""
+        return cls(name=metric.history_key, history_key=metric.history_key, low=metric.low,
+                   high=metric.high, direction=metric.direction)
+
 
 def _finite(v: Any) -> bool:
     return number(v) and math.isfinite(float(v))
@@ -61,6 +71,10 @@ def metric_checks(metrics: dict[str, Any], spec: MetricSpec,
     c = Checks()
     m = metrics.get("metric")
     name = spec.name
+    reported = metrics.get("metric_name")
+    c.check("metric.name", reported is None or canonical(str(reported)) == canonical(name),
+            f"metric: the worker reports metric_name {reported!r} but the ranked metric (task.metric) is "
+            f"{name!r}; the run was selected and scored on another metric")
     in_range = _finite(m) and spec.low <= float(m) <= spec.high
     c.check("metric.finite_in_range", in_range,
             f"metric: {name} = {m!r} is not a finite number in [{spec.low:g}, {spec.high:g}]")

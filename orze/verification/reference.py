@@ -55,9 +55,12 @@ def elementwise_loss(config: dict[str, Any]) -> Callable[[float, float], float] 
     return None
 
 
-def loss_reference(config: dict[str, Any]) -> dict[str, Any] | None:
+def loss_reference(config: dict[str, Any], outputs: int = 1) -> dict[str, Any] | None:
     """Mean loss over the probe batch and its gradient with respect to each logit (central
-    differences in double precision), for the requested loss and parameters."""
+    differences in double precision), for the requested loss and parameters. `outputs`: the
+    head's logits per clip (1: binary; K: the multi-class form on `multiclass_loss_input(K)`)."""
+    if outputs > 1:
+        return _multiclass_reference(config, outputs)
     f = elementwise_loss(config)
     if f is None:
         return None
@@ -65,6 +68,62 @@ def loss_reference(config: dict[str, Any]) -> dict[str, Any] | None:
     value = sum(f(z, y) for z, y in zip(LOSS_LOGITS, LOSS_TARGETS)) / n
     h = 1e-5
     grad = [(f(z + h, y) - f(z - h, y)) / (2 * h) / n for z, y in zip(LOSS_LOGITS, LOSS_TARGETS)]
+    return {"value": value, "grad": grad}
+
+
+MC_ROWS = 6
+
+
+def multiclass_loss_input(k: int) -> tuple[list[list[float]], list[list[float]]]:
+    """(MC_ROWS, K) logits from LOSS_LOGITS, and targets: one-hot rows, every other one mixed
+    0.7/0.3 with the next class (mixup's soft targets)."""
+    logits = [[LOSS_LOGITS[(i * k + c) % len(LOSS_LOGITS)] * (1 + 0.1 * c) for c in range(k)]
+              for i in range(MC_ROWS)]
+    targets = []
+    for i in range(MC_ROWS):
+        t = [0.0] * k
+        if i % 2:
+            t[i % k] += 0.7
+            t[(i + 1) % k] += 0.3
+        else:
+            t[i % k] = 1.0
+        targets.append(t)
+    return logits, targets
+
+
+def _cross_entropy(z: list[float], t: list[float]) -> float:
+    top = max(z)
+    lse = top + math.log(sum(math.exp(v - top) for v in z))
+    return sum(tc * (lse - zc) for zc, tc in zip(z, t))
+
+
+def _multiclass_row_loss(config: dict[str, Any], k: int) -> Callable[[list[float], list[float]], float] | None:
+    kind = config.get("loss")
+    if kind == "bce":
+        return _cross_entropy
+    if kind == "label_smoothing":
+        eps = float(config["label_smoothing"])
+        return lambda z, t: _cross_entropy(z, [tc * (1 - eps) + eps / k for tc in t])
+    if kind == "focal":
+        f = _focal(float(config["focal_gamma"]), float(config["focal_alpha"]))
+        return lambda z, t: sum(f(zc, tc) for zc, tc in zip(z, t))
+    return None
+
+
+def _multiclass_reference(config: dict[str, Any], k: int) -> dict[str, Any] | None:
+    f = _multiclass_row_loss(config, k)
+    if f is None:
+        return None
+    logits, targets = multiclass_loss_input(k)
+    n = len(logits)
+    value = sum(f(z, t) for z, t in zip(logits, targets)) / n
+    h, grad = 1e-5, []
+    for z, t in zip(logits, targets):
+        for c in range(k):
+            up, down = list(z), list(z)
+            up[c] += h
+            down[c] -= h
+            grad.append((f(up, t) - f(down, t)) / (2 * h) / n)
     return {"value": value, "grad": grad}
 
 
@@ -138,13 +197,25 @@ def expected_positive_fraction(positives: int, n: int, ratio: float) -> float:
     return ratio * pi / (ratio * pi + (1 - pi)) if n else 0.0
 
 
-def expected_epochs(values: list[float | None], epochs: int, patience: int) -> int:
+def expected_class_fractions(counts: list[int], ratio: float) -> list[float]:
+    """Share of each class among drawn rows of a multi-class task: a row of class c is drawn with
+    weight min(ratio, n_max / n_c), so a rare class is drawn up to `ratio` times as often as its
+    natural rate, never beyond balance."""
+    top = max(counts) if counts else 0
+    w = [n * min(ratio, top / n) if n else 0.0 for n in counts]
+    total = sum(w)
+    return [x / total if total else 0.0 for x in w]
+
+
+def expected_epochs(values: list[float | None], epochs: int, patience: int, direction: str = "max") -> int:
     """Epochs early stopping runs on this validation history: stop after `patience` epochs
-    without a strictly better value (NaN never improves), or after `epochs`."""
+    without a strictly better value in the metric's direction (NaN never improves), or after
+    `epochs`."""
+    sign = 1.0 if direction == "max" else -1.0
     best, stale = -math.inf, 0
     for i, v in enumerate(values[:epochs], 1):
-        if isinstance(v, (int, float)) and v > best:
-            best, stale = v, 0
+        if isinstance(v, (int, float)) and not math.isnan(v) and sign * v > best:
+            best, stale = sign * v, 0
         else:
             stale += 1
             if stale >= patience:

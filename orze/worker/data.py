@@ -134,6 +134,8 @@ class ExperimentData:
     # that reach the model are matched against it (orze.worker.evidence).
     unfitted: dict[str, torch.Tensor] = field(default_factory=dict)
     evidence_s: float = 0.0   # seconds spent computing the evidence above (verification's cost)
+    # per backbone, the training split's (mean, std) the features were standardised with
+    standardisation: dict = field(default_factory=dict)
 
     @property
     def positive_rate(self) -> float:
@@ -149,6 +151,7 @@ def read_split_table(clips_csv: Path) -> tuple[dict[str, list[str]], dict[str, i
     return ids, {c.clip_id: c.label for c in read_clips(clips_csv)}
 
 
+STANDARDISATION = "_standardisation"   # load_backbone's (mean, std), kept out of effective_config
 PROBE_ROWS = 3   # rows per split whose stored bytes are hashed for the daemon to recompute
 
 
@@ -228,6 +231,7 @@ def load_backbone(layout: Layout, backbone: str, ids: dict[str, list[str]], devi
     out = {s: x.to(device) for s, x in out.items()}
     info = {"backbone": backbone, "dim": store.dim, "frames": store.frames, "ragged": store.ragged,
             "model_id": store.meta.get("model_id"), "synthetic": bool(store.meta.get("synthetic", False)),
+            STANDARDISATION: (mean, std),
             # the stored bytes of the first rows of each split as read, for the daemon to recompute
             "rows": {s: [[ids[s][i], row_hash(arrays[s][i].numpy())]
                          for i in range(min(PROBE_ROWS, len(ids[s])))] for s in SPLITS}}
@@ -250,6 +254,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
     frames = None
     lengths: dict[str, torch.Tensor] | None = None
     hits = []
+    stats: dict = {}
     for b in backbones:
         if cache is not None:
             bdir = layout.backbone_dir(b)
@@ -268,6 +273,8 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
         frames = info["frames"]
         if lengths is None:
             lengths = lens
+        stats[b] = info[STANDARDISATION]
+        info = {k: v for k, v in info.items() if k != STANDARDISATION}
         for s in SPLITS:
             per_split[s].append(tensors[s])
         t_ev = time.perf_counter()
@@ -299,7 +306,7 @@ def load_experiment_data(layout: Layout, backbones: list[str], seq_len: int,
     unfitted = {s: per_split[s][0][0][:int(lengths[s][0])] for s in SPLITS
                 if per_split[s] and len(per_split[s][0])}
     return ExperimentData(list(backbones), [f["dim"] for f in feature_info], splits, info, hits, unfitted,
-                          evidence_s)
+                          evidence_s, stats)
 
 
 def check_same_lengths(layout: Layout, first: str, other: str, ids: dict[str, list[str]],

@@ -6,8 +6,8 @@ which phase they are in and hand it what they consumed; it observes, from the ob
   forward in eval mode (and, at the first call of each phase segment, every submodule);
 - dropout: the share of elements each nn.Dropout zeroed in training (its realised rate) and
   whether any was active during evaluation;
-- data: realised batch sizes, rows drawn per epoch, the positive share of the drawn rows (before
-  mixup), the share of batches whose targets were mixed, the noise actually added to the inputs
+- data: realised batch sizes, rows drawn per epoch, the drawn rows per class (before mixup; the
+  positive share of a binary task), the share of batches whose targets were mixed, the noise actually added to the inputs
   (when no mixup blends it), evaluation inputs against the stored split, and the stored frame
   indices that reached the model at training and at each evaluation split;
 - optimisation: the learning rate of every parameter group at each step as the optimiser held it
@@ -58,8 +58,9 @@ def _timed(method):
 
 class Recorder:
     def __init__(self, model: torch.nn.Module, device: torch.device,
-                 unfitted: dict[str, torch.Tensor] | None = None):
+                 unfitted: dict[str, torch.Tensor] | None = None, classes: int = 2):
         self.model, self.device = model, device
+        self.classes = classes
         self.seconds = 0.0
         self.unfitted = unfitted or {}
         self.phase: str | None = None
@@ -81,7 +82,7 @@ class Recorder:
         self.batch_sizes: Counter[int] = Counter()
         self.rows_per_epoch: list[int] = []
         self._rows = 0
-        self.drawn_pos = zero()
+        self.drawn_classes = torch.zeros(classes, dtype=torch.int64, device=device)
         self.mixed = zero()
         self.batches = 0
         self.sampled_batches = 0
@@ -178,7 +179,7 @@ class Recorder:
         self.batch_sizes[n] += 1
         self._rows += n
         self.batches += 1
-        self.drawn_pos += y_drawn.sum()
+        self.drawn_classes += torch.bincount(y_drawn.long(), minlength=self.classes)[:self.classes]
         if self.epoch_step >= SAMPLED_STEPS:
             return
         self.sampled_batches += 1
@@ -242,7 +243,8 @@ class Recorder:
                         for name, d in self.dropouts.items()},
             "data": {"batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
                      "rows_per_epoch": self.rows_per_epoch, "rows_drawn": drawn,
-                     "positives_drawn": int(self.drawn_pos), "batches": self.batches,
+                     "positives_drawn": int(self.drawn_classes[1:].sum()),
+                     "classes_drawn": [int(v) for v in self.drawn_classes.tolist()], "batches": self.batches,
                      "sampled_batches": self.sampled_batches,
                      "mixed_batches": int(self.mixed), "noise_std": noise,
                      "train_seq_len": sorted(self.train_seq), "eval_seq_len": sorted(self.eval_seq),

@@ -1,6 +1,12 @@
-"""Binary classification losses over logits, each with `kind` and its parameters as attributes.
+"""Classification losses over logits, each with `kind` and its parameters as attributes.
 
-Computed in fp32. Targets may be soft (mixup), so every loss accepts y ∈ [0, 1].
+Computed in fp32. Targets may be soft (mixup), so every loss accepts y ∈ [0, 1]. Two forms, told
+apart by the logits' shape (docs/tasks.md):
+- binary: logits (N,), targets (N,) = P(class 1);
+- multi-class: logits (N, K), targets (N, K) one-hot rows (or mixed ones). `bce` is then the
+  softmax cross-entropy, `label_smoothing` the cross-entropy against targets pulled towards 1/K,
+  and `focal` the one-vs-rest sigmoid focal loss of each class (Lin et al.'s own multi-class
+  form), summed over classes and averaged over rows.
 """
 
 from __future__ import annotations
@@ -8,6 +14,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def per_row(loss: torch.Tensor) -> torch.Tensor:
+    """Elementwise losses → one per row: a multi-class (N, K) loss sums its classes."""
+    return loss.sum(-1) if loss.ndim == 2 else loss
 
 
 class FocalLoss(nn.Module):
@@ -28,7 +39,7 @@ class FocalLoss(nn.Module):
         loss = ce * (1 - p_t).clamp(min=0) ** self.gamma
         if self.alpha >= 0:
             loss = loss * (self.alpha * y + (1 - self.alpha) * (1 - y))
-        return loss.mean()
+        return per_row(loss).mean()
 
     def describe(self) -> dict:
         return {"loss": self.kind, "focal_gamma": self.gamma, "focal_alpha": self.alpha}
@@ -38,6 +49,8 @@ class BCELoss(nn.Module):
     kind = "bce"
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 2:
+            return F.cross_entropy(logits.float(), y.float())
         return F.binary_cross_entropy_with_logits(logits.float(), y.float())
 
     def describe(self) -> dict:
@@ -45,7 +58,7 @@ class BCELoss(nn.Module):
 
 
 class LabelSmoothingLoss(nn.Module):
-    """BCE against targets pulled towards 1/2: y·(1 − ε) + ε/2."""
+    """Cross-entropy against targets pulled towards uniform: y·(1 − ε) + ε/K (binary: K = 2, BCE)."""
 
     kind = "label_smoothing"
 
@@ -54,7 +67,10 @@ class LabelSmoothingLoss(nn.Module):
         self.smoothing = float(smoothing)
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        target = y.float() * (1 - self.smoothing) + 0.5 * self.smoothing
+        share = 0.5 if logits.ndim == 1 else 1.0 / logits.shape[-1]
+        target = y.float() * (1 - self.smoothing) + share * self.smoothing
+        if logits.ndim == 2:
+            return F.cross_entropy(logits.float(), target)
         return F.binary_cross_entropy_with_logits(logits.float(), target)
 
     def describe(self) -> dict:

@@ -1,4 +1,4 @@
-"""The classifier: backbone fusion → temporal encoder → pooling → linear head.
+"""The classifier: backbone fusion → temporal encoder → pooling → linear head (1 or K logits).
 
 `describe_model` reads the effective architecture back from the built modules (their classes and
 attributes), which is what the daemon compares against the requested configuration.
@@ -46,24 +46,30 @@ class ProjectSumFusion(nn.Module):
 
 
 class ClipClassifier(nn.Module):
+    """`priors`: the training split's class frequencies (K of them). A binary task (`outputs` 1)
+    has one logit, P(1) = σ(z); a multi-class one has K logits, P = softmax(z)."""
+
     def __init__(self, fusion: nn.Module, encoder: nn.Module, pooling: nn.Module, d_model: int,
-                 dropout: float, positive_rate: float):
+                 dropout: float, priors: list[float], outputs: int = 1):
         super().__init__()
         self.fusion = fusion
         self.encoder = encoder
         self.pooling = pooling
         self.head_dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(d_model, 1)
-        # Start at the class prior: logit bias −log((1 − π)/π).
-        pi = min(max(positive_rate, 1e-4), 1 - 1e-4)
-        nn.init.constant_(self.head.bias, -math.log((1 - pi) / pi))
+        self.head = nn.Linear(d_model, outputs)
+        p = [min(max(float(q), 1e-4), 1 - 1e-4) for q in priors]
+        with torch.no_grad():   # start at the class prior
+            if outputs == 1:    # logit bias −log((1 − π)/π)
+                self.head.bias.fill_(-math.log((1 - p[-1]) / p[-1]))
+            else:               # softmax(log π_c) = π_c
+                self.head.bias.copy_(torch.tensor([math.log(q) for q in p]))
 
     def forward(self, xs: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         h = self.encoder(self.fusion(xs), mask)
         return self.head(self.head_dropout(self.pooling(h, mask))).squeeze(-1)
 
 
-def build_model(config: dict, dims: list[int], positive_rate: float) -> ClipClassifier:
+def build_model(config: dict, dims: list[int], priors: list[float], outputs: int = 1) -> ClipClassifier:
     d_model = config["d_model"]
     if len(dims) > 1 and config.get("fusion") == "project_sum":
         fusion: nn.Module = ProjectSumFusion(dims, d_model)
@@ -73,7 +79,7 @@ def build_model(config: dict, dims: list[int], positive_rate: float) -> ClipClas
                             num_layers=config["num_layers"], num_heads=config["num_heads"],
                             dropout=config["dropout"])
     pooling = build_pooling(config["pooling"], d_model)
-    return ClipClassifier(fusion, encoder, pooling, d_model, config["dropout"], positive_rate)
+    return ClipClassifier(fusion, encoder, pooling, d_model, config["dropout"], priors, outputs)
 
 
 def describe_model(model: ClipClassifier) -> dict:
@@ -86,6 +92,7 @@ def describe_model(model: ClipClassifier) -> dict:
         "dropout": enc["dropout"],
         "pooling": model.pooling.kind,
         "head_in_features": model.head.in_features,
+        "head_outputs": model.head.out_features,
         "head_dropout": model.head_dropout.p,
         "encoder_class": enc.get("class"),
         "encoder_details": enc.get("details"),

@@ -5,7 +5,8 @@ compares the numbers with the reference computed from the requested configuratio
 (orze.verification.reference). Probes use no global random state and restore the model's mode,
 so they never change what training does.
 
-- loss: value and gradient on the fixed logits/targets of `reference.LOSS_*`;
+- loss: value and gradient on the fixed logits/targets of `reference.LOSS_*` (multi-class:
+  `reference.multiclass_loss_input(K)`);
 - pooling: the first dimensions of the output on a non-uniform input with a partial mask and
   large values at padded positions; for attention pooling also the distance from an independent
   evaluation of the attention formula with the module's own weights, and from the masked mean;
@@ -24,12 +25,18 @@ import torch
 from orze.verification import reference as ref
 
 
-def loss_probe(loss_fn: torch.nn.Module) -> dict[str, Any]:
-    z = torch.tensor(ref.LOSS_LOGITS, dtype=torch.float32, requires_grad=True)
-    y = torch.tensor(ref.LOSS_TARGETS, dtype=torch.float32)
+def loss_probe(loss_fn: torch.nn.Module, outputs: int = 1) -> dict[str, Any]:
+    """`outputs`: the head's logits per clip (1: the binary probe; K: the multi-class one)."""
+    if outputs > 1:
+        logits, targets = ref.multiclass_loss_input(outputs)
+    else:
+        logits, targets = ref.LOSS_LOGITS, ref.LOSS_TARGETS
+    z = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
+    y = torch.tensor(targets, dtype=torch.float32)
     value = loss_fn(z, y)
     value.backward()
-    return {"value": float(value.detach()), "grad": [float(g) for g in z.grad]}
+    return {"value": float(value.detach()), "grad": [float(g) for g in z.grad.reshape(-1)],
+            "outputs": outputs}
 
 
 def _attention_reference(pool: torch.nn.Module, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:

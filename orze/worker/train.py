@@ -1,8 +1,10 @@
 """Train and evaluate one experiment from its run directory.
 
-Reads runs/exp/<id>/config.yaml (a canonical configuration), trains with early stopping on the
-validation metric, and writes metrics.json and effective_config.json atomically. The test split is
-evaluated once, on the checkpoint chosen by validation, and is never read before that.
+Reads runs/exp/<id>/config.yaml (a canonical configuration) and the task (type, metric) of
+configs/orze.yaml, trains with early stopping on the task's validation metric (orze.metrics: its
+direction too), and writes metrics.json, effective_config.json and predictions.npz atomically
+(and weights.pt with worker.keep_weights: best). The test split is evaluated once, on the
+checkpoint chosen by validation, and is never read before that.
 
 Every configured knob is applied by exactly one piece of code below, and the effective value is
 read back from the object that applies it (loss, pooling, optimiser, scheduler, sampler, …).
@@ -10,35 +12,37 @@ read back from the object that applies it (loss, pooling, optimiser, scheduler, 
 
 from __future__ import annotations
 
-import contextlib
+import io
 import math
 import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import yaml
-from sklearn.metrics import average_precision_score, roc_auc_score
 
+from orze.config import ConfigError, load_project
 from orze.features.store import FeatureStoreError
-from orze.layout import RUN_CONFIG, RUN_EFFECTIVE, RUN_LOG, RUN_METRICS, Layout
+from orze.layout import RUN_CONFIG, RUN_EFFECTIVE, RUN_LOG, RUN_METRICS, RUN_PREDICTIONS, RUN_WEIGHTS, Layout
 from orze.space import check_idea, load_space
-from orze.store.atomic import atomic_write_json
-from orze.vocab import WorkerMode
+from orze.store.atomic import atomic_write_bytes, atomic_write_json
+from orze.task import TaskError, classes_from_labels
+from orze.vocab import KeepWeights, TaskType, WorkerMode
 from orze.worker.cache import FeatureCache
-from orze.worker.data import SEQUENCE_MODE, ExperimentData, SplitData, labels_hash, load_experiment_data, sequence_note
+from orze.worker.data import SEQUENCE_MODE, ExperimentData, labels_hash, load_experiment_data, sequence_note
+from orze.worker.evaluate import determinism_probe, save_scored, score_split
 from orze.worker.evidence import Recorder
+from orze.worker.knobs import SCHEDULERS, Augment, EarlyStopper, EpochSampler, build_optimiser, build_scheduler  # noqa: F401
 from orze.worker.losses import build_loss
 from orze.worker.memory import peak_rss_mb, reset_peak_rss
-from orze.worker.model import ClipClassifier, build_model, describe_model
+from orze.worker.model import build_model, describe_model
 from orze.worker.probes import loss_probe, padding_probe, pooling_probe
 from orze.worker.progress import ProgressReporter
 
-EVAL_BATCH = 512
+_SCHEDULER_NAMES = {cls: name for name, cls in SCHEDULERS.items()}
 
 
 class InvalidConfig(ValueError):
@@ -53,137 +57,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-# --- knobs, each one object that owns its effective value ---------------------------------
-
-@dataclass
-class EpochSampler:
-    """Batches of training indices; positives drawn `oversample_ratio` times as often."""
-
-    n: int
-    labels: torch.Tensor
-    batch_size: int
-    oversample_ratio: float
-    generator: torch.Generator
-
-    def batches(self) -> list[torch.Tensor]:
-        if self.oversample_ratio == 1.0:
-            order = torch.randperm(self.n, generator=self.generator)
-        else:
-            w = torch.where(self.labels.cpu() > 0.5, self.oversample_ratio, 1.0).double()
-            order = torch.multinomial(w, self.n, replacement=True, generator=self.generator)
-        return list(order.split(self.batch_size))
-
-
-@dataclass
-class Augment:
-    """Training-time mixup (Beta(α, α), off at α = 0) and Gaussian feature noise (off at 0)."""
-
-    mixup_alpha: float
-    feature_noise: float
-    generator: torch.Generator
-
-    def __call__(self, xs: list[torch.Tensor], mask: torch.Tensor, y: torch.Tensor):
-        if self.feature_noise > 0:
-            m = mask.unsqueeze(-1).to(xs[0].dtype)
-            xs = [x + self.feature_noise * m *
-                  torch.randn(x.shape, generator=self.generator).to(x.device) for x in xs]
-        if self.mixup_alpha > 0 and y.shape[0] > 1:
-            lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
-                        generator=self.generator))).beta(self.mixup_alpha, self.mixup_alpha))
-            perm = torch.randperm(y.shape[0], generator=self.generator).to(y.device)
-            xs = [lam * x + (1 - lam) * x[perm] for x in xs]
-            y = lam * y + (1 - lam) * y[perm]
-            mask = mask | mask[perm]
-        return xs, mask, y
-
-
-@dataclass
-class EarlyStopper:
-    """Stop after `patience` epochs without a better validation metric; remembers the best."""
-
-    patience: int
-    best: float = -math.inf
-    best_epoch: int = 0
-    stale: int = 0
-
-    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
-        """(improved, stop) after an epoch's validation value."""
-        if value > self.best:
-            self.best, self.best_epoch, self.stale = value, epoch, 0
-            return True, False
-        self.stale += 1
-        return False, self.stale >= self.patience
-
-
-SCHEDULERS = {
-    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
-    "linear": torch.optim.lr_scheduler.LinearLR,
-    "step": torch.optim.lr_scheduler.StepLR,
-}
-_SCHEDULER_NAMES = {cls: name for name, cls in SCHEDULERS.items()}
-
-
-def build_optimiser(model: torch.nn.Module, config: dict) -> torch.optim.AdamW:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        # Biases, norms, 1-D gains and SSM parameters marked _no_weight_decay (A_log, D) are
-        # not decayed (standard AdamW practice; the Mamba spec's init assumes it).
-        (no_decay if p.ndim < 2 or getattr(p, "_no_weight_decay", False) else decay).append(p)
-    return torch.optim.AdamW([
-        {"params": decay, "weight_decay": config["weight_decay"], "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ], lr=config["learning_rate"])
-
-
-def build_scheduler(optimiser: torch.optim.Optimizer, name: str, total_steps: int):
-    total_steps = max(1, total_steps)
-    if name == "cosine":
-        return SCHEDULERS[name](optimiser, T_max=total_steps)
-    if name == "linear":
-        return SCHEDULERS[name](optimiser, start_factor=1.0, end_factor=0.01, total_iters=total_steps)
-    if name == "step":
-        return SCHEDULERS[name](optimiser, step_size=max(1, total_steps // 3), gamma=0.3)
-    raise KeyError(f"scheduler: '{name}' is not implemented; available: {', '.join(SCHEDULERS)}")
-
-
-# --- evaluation ------------------------------------------------------------------------------
-
-@torch.no_grad()
-def predict(model: ClipClassifier, split: SplitData, autocast, rec: Recorder | None = None,
-            name: str = "") -> np.ndarray:
-    model.eval()
-    out = []
-    phase = rec.in_phase("eval") if rec is not None else contextlib.nullcontext()
-    with phase:
-        for start in range(0, split.y.shape[0], EVAL_BATCH):
-            sl = slice(start, start + EVAL_BATCH)
-            if rec is not None:
-                rec.evaluating(name, split, sl)
-            with autocast():
-                logits = model([x[sl] for x in split.x], split.mask[sl])
-            out.append(logits.float().cpu())
-    return torch.cat(out).numpy()
-
-
-DETERMINISM_ROWS = 64
-
-
-def determinism_probe(model: ClipClassifier, split: SplitData, autocast, rec: Recorder) -> float:
-    """Evaluate the first rows of `split` twice: any difference means evaluation is stochastic
-    (dropout or noise active at evaluation)."""
-    n = min(DETERMINISM_ROWS, split.y.shape[0])
-    head = SplitData([x[:n] for x in split.x], split.mask[:n], split.y[:n], split.ids[:n])
-    a = predict(model, head, autocast, rec, "determinism")
-    b = predict(model, head, autocast, rec, "determinism")
-    return float(np.abs(a - b).max()) if n else 0.0
-
-
-def binary_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if len(np.unique(y)) < 2:
-        return {"ap": float("nan"), "auc": float("nan")}
-    return {"ap": float(average_precision_score(y, scores)), "auc": float(roc_auc_score(y, scores))}
 
 
 # --- the experiment ---------------------------------------------------------------------------
@@ -237,15 +110,22 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     gen = torch.Generator().manual_seed(seed)
     reset_peak_rss()
 
+    project = load_project(layout)
+    task, spec = project.task, project.task.spec
     backbones = config["backbone"] if isinstance(config["backbone"], list) else [config["backbone"]]
     t_data = time.time()
     data: ExperimentData = load_experiment_data(layout, backbones, config["seq_len"], dev, cache)
     data_s = time.time() - t_data
-    model = build_model(config, data.dims, data.positive_rate).to(dev)
+    classes = classes_from_labels({s: data.splits[s].y.long().tolist() for s in data.splits},
+                                  task.type, layout.clips_csv)
+    multiclass = task.type == TaskType.MULTICLASS
+    model = build_model(config, data.dims, classes.priors(), classes.outputs).to(dev)
     loss_fn = build_loss(config)
     train = data.splits["train"]
+    # a binary task trains on P(1) per row; a multi-class one on one-hot rows (mixup blends them)
+    targets = torch.nn.functional.one_hot(train.y.long(), classes.count).float() if multiclass else train.y
     sampler = EpochSampler(train.y.shape[0], train.y, config["batch_size"],
-                           config["oversample_ratio"], gen)
+                           config["oversample_ratio"], gen, classes.count if multiclass else 0)
     steps_per_epoch = math.ceil(train.y.shape[0] / config["batch_size"])
     optimiser = build_optimiser(model, config)
     scheduler = build_scheduler(optimiser, config["scheduler"], steps_per_epoch * config["epochs"])
@@ -254,20 +134,22 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else \
         (lambda: torch.autocast("cpu", enabled=False))
     t_probe = time.time()
-    probes = {"loss": loss_probe(loss_fn), "pooling": pooling_probe(model.pooling, model.head.in_features, dev),
+    probes = {"loss": loss_probe(loss_fn, classes.outputs),
+              "pooling": pooling_probe(model.pooling, model.head.in_features, dev),
               "padding": padding_probe(model, data.dims, int(train.mask.shape[1]), dev, autocast,
                                       train.mask.sum(dim=1).cpu())}
-    rec = Recorder(model, dev, data.unfitted)
+    rec = Recorder(model, dev, data.unfitted, classes.count)
     verify_s = time.time() - t_probe
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     log(f"device={dev} threads={torch.get_num_threads()} params={sum(p.numel() for p in model.parameters())} "
-        f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]}")
+        f"train={train.y.shape[0]} val={data.splits['val'].y.shape[0]} task={task.type} "
+        f"classes={classes.count} metric={spec.history_key} ({spec.direction})")
     log(sequence_note(data.info["sequence_lengths"]))
 
     history, best_state = [], None
     t_last_epoch = time.time()
-    stopper = EarlyStopper(config["patience"])
+    stopper = EarlyStopper(config["patience"], spec.sign)
     reporter = ProgressReporter(run_dir)   # per-epoch progress out, the pruner's stop request in
     first_step_at = None
     max_batch = 0
@@ -279,7 +161,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         for idx in sampler.batches():
             idx = idx.to(dev)
             x_drawn, y_drawn = [x[idx] for x in train.x], train.y[idx]
-            xs, mask, y = augment(x_drawn, train.mask[idx], y_drawn)
+            xs, mask, y = augment(x_drawn, train.mask[idx], targets[idx])
             rec.batch(idx, y_drawn, y, x_drawn[0], xs[0], mask, augment.mixup_alpha > 0)
             max_batch = max(max_batch, int(idx.shape[0]))
             with rec.in_phase("train"), autocast():
@@ -301,19 +183,18 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
             total += float(loss.detach()) * idx.shape[0]
             count += int(idx.shape[0])
         rec.end_epoch()
-        val_scores = predict(model, data.splits["val"], autocast, rec, "val")
-        val = binary_metrics(data.splits["val"].y.cpu().numpy(), val_scores)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_ap": val["ap"],
-                        "val_auc": val["auc"], "lr": scheduler.get_last_lr()[0],
-                        "seconds": time.time() - t_epoch})
+        val = score_split(model, data.splits["val"], autocast, task, classes.count, rec, "val")
+        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1),
+                        **{f"val_{k}": v for k, v in val.values.items()},
+                        "lr": scheduler.get_last_lr()[0], "seconds": time.time() - t_epoch})
         log(f"epoch {epoch + 1}/{n_epochs} loss={total / max(count, 1):.4f} "
-            f"val_ap={val['ap']:.4f} ({time.time() - t_epoch:.2f}s)")
+            f"{spec.history_key}={val.values[spec.name]:.4f} ({time.time() - t_epoch:.2f}s)")
         t_last_epoch = time.time()
-        improved, stop = stopper.update(epoch + 1, val["ap"])
+        improved, stop = stopper.update(epoch + 1, val.values[spec.name])
         if improved or best_state is None:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if stop:
-            log(f"early stop: no better val_ap for {stopper.stale} epochs")
+            log(f"early stop: no better {spec.history_key} for {stopper.stale} epochs")
             break
         if reporter.epoch(history[-1]):
             log(f"pruned: stopped after epoch {epoch + 1} at the daemon's request")
@@ -321,9 +202,9 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
 
     model.load_state_dict(best_state)
     val_split, test_split = data.splits["val"], data.splits["test"]
-    val = binary_metrics(val_split.y.cpu().numpy(), predict(model, val_split, autocast, rec, "val"))
+    val = score_split(model, val_split, autocast, task, classes.count, rec, "val")
     # The test split is read exactly once, after selection, and never feeds back into it.
-    test = binary_metrics(test_split.y.cpu().numpy(), predict(model, test_split, autocast, rec, "test"))
+    test = score_split(model, test_split, autocast, task, classes.count, rec, "test")
     rec_s, t_probe = rec.seconds, time.time()
     rec.determinism = determinism_probe(model, val_split, autocast, rec)
     evidence = {"probes": probes, **rec.summary(optimiser, gen)}
@@ -340,9 +221,12 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     first = first_step_at or finished_train_at
     train_s = sum(h["seconds"] for h in history)
     metrics = {
-        "metric_name": "val_ap", "metric": val["ap"], "val_ap": val["ap"], "val_auc": val["auc"],
-        "test_metric": test["ap"], "test_ap": test["ap"], "test_auc": test["auc"],
-        "selection": {"split": "val", "metric": "val_ap", "best_epoch": stopper.best_epoch},
+        "metric_name": spec.history_key, "metric": val.values[spec.name],
+        "test_metric": test.values[spec.name],
+        **{f"val_{k}": v for k, v in val.values.items()}, **{f"test_{k}": v for k, v in test.values.items()},
+        "task": {"type": str(task.type), "classes": classes.count, "metric": spec.name,
+                 "direction": spec.direction},
+        "selection": {"split": "val", "metric": spec.history_key, "best_epoch": stopper.best_epoch},
         # the rows each reported metric was computed on, as labels hashes (docs/verification.md)
         "provenance": {"metric": {"split": "val", "labels_sha": labels_hash(val_split.ids, val_split.y.cpu().tolist())},
                        "test_metric": {"split": "test",
@@ -364,10 +248,28 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     }
     effective = effective_config(model, loss_fn, optimiser, scheduler, sampler, augment, stopper,
                                  data, max_batch, dev, n_epochs, clip, evidence)
+    save_scored(run_dir / RUN_PREDICTIONS, {"val": val, "test": test})
+    if project.worker.keep_weights == KeepWeights.BEST:
+        save_weights(run_dir / RUN_WEIGHTS, best_state, config, data, classes, task)
     atomic_write_json(run_dir / RUN_EFFECTIVE, effective)
     atomic_write_json(run_dir / RUN_METRICS, metrics)
-    log(f"done val_ap={val['ap']:.4f} test_ap={test['ap']:.4f} best_epoch={stopper.best_epoch}")
+    log(f"done {spec.history_key}={val.values[spec.name]:.4f} {spec.test_key}={test.values[spec.name]:.4f} "
+        f"best_epoch={stopper.best_epoch}")
     return metrics
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor], config: dict[str, Any], data: ExperimentData,
+                 classes, task) -> None:
+    """weights.pt: the selected epoch's weights with what rebuilding and feeding the model needs
+    (the configuration, input dims, classes, training-split standardisation per backbone); read
+    by `orze predict` (orze.cli.predict)."""
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "config": config,
+                "backbones": list(data.backbones), "dims": list(data.dims), "outputs": classes.outputs,
+                "classes": classes.count, "priors": classes.priors(), "task_type": str(task.type),
+                "standardisation": {b: (m.cpu(), sd.cpu()) for b, (m, sd) in data.standardisation.items()}},
+               buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler, augment: Augment,
@@ -394,6 +296,7 @@ def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler
         "mixup_alpha": augment.mixup_alpha,
         "feature_noise": augment.feature_noise,
         "seed": int(sampler.generator.initial_seed()),
+        "classes": sampler.classes or 2,
         "optimiser": {"class": type(optimiser).__name__,
                       "groups": {n: {"weight_decay": g["weight_decay"], "params": len(g["params"])}
                                  for n, g in groups.items()}},
@@ -412,7 +315,7 @@ def effective_config(model, loss_fn, optimiser, scheduler, sampler: EpochSampler
 
 
 def classify_exception(exc: BaseException) -> str:
-    if isinstance(exc, InvalidConfig):
+    if isinstance(exc, (InvalidConfig, ConfigError, TaskError)):
         return "invalid_config"
     if isinstance(exc, FeatureStoreError):
         return "missing_features"

@@ -16,8 +16,10 @@ WORKER = Path(__file__).with_name("trivial_worker.py")
 
 
 def research_dir(tmp_path, **project):
+    # a custom worker that reads no feature store: admission's store check is off (issue 19)
     base = {"worker": {"command": [sys.executable, str(WORKER)]},
-            "scheduler": {"shutdown_grace_s": 0.5, "poll_s": 0.1}}
+            "scheduler": {"shutdown_grace_s": 0.5, "poll_s": 0.1},
+            "admission": {"require_feature_store": False}}
     for k, v in project.items():
         base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
     layout = make_research_dir(tmp_path / "r", project=base, backbones=())

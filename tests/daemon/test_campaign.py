@@ -67,7 +67,10 @@ def test_bounds_max_experiments_and_once(tmp_path):
 
 
 def test_failures_are_classified_and_bounded(tmp_path):
-    layout = make_research_dir(tmp_path / "r", project={"scheduler": {"max_attempts": 2}})
+    # Admission rejects an idea whose backbone has no store (tests/daemon/test_admission.py); with
+    # that check off, the worker's own failure for a missing store is what is tested here.
+    layout = make_research_dir(tmp_path / "r", project={"scheduler": {"max_attempts": 2},
+                                                        "admission": {"require_feature_store": False}})
     # siglip2 has no feature store in this directory: a fast, non-retried failure.
     run_orze("submit", str(write_ideas(tmp_path / "i.yaml", [{**FAST, "backbone": "siglip2"}])), root=layout.root)
     run_orze("run", "--until-idle", "--quiet", root=layout.root)

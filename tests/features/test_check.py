@@ -73,9 +73,9 @@ def test_label_balance_warns_beyond_the_ratio():
 
 def test_unreadable_clips_csv(tmp_path):
     layout = _research(tmp_path)
-    layout.clips_csv.write_text("clip_id,label,split\na,2,train\n")
+    layout.clips_csv.write_text("clip_id,label,split\na,yes,train\n")
     report = check_features(layout)
-    assert codes(report.errors) == ["clips-csv"] and "label '2' is not 0 or 1" in report.errors[0].message
+    assert codes(report.errors) == ["clips-csv"] and "label 'yes' is not a class index" in report.errors[0].message
 
 
 # --- one store -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 
 import orze.worker.data as data_mod
 import orze.worker.encoders.retnet as retnet_mod
+import orze.worker.evaluate as evaluate_mod
 import orze.worker.losses as losses_mod
 import orze.worker.model as model_mod
 import orze.worker.pooling as pooling_mod
@@ -63,12 +64,12 @@ class Bug:
     also: tuple = ()
 
 
-T, D, L, P, M = train_mod, data_mod, losses_mod, pooling_mod, model_mod
+T, D, L, P, M, V = train_mod, data_mod, losses_mod, pooling_mod, model_mod, evaluate_mod
 BUGS = [
     # --- behaviour that no attribute shows ----------------------------------------------------
-    Bug("dropout-on-at-eval", "behaviour", T, "predict", "    model.eval()\n", "    model.train()\n",
+    Bug("dropout-on-at-eval", "behaviour", V, "predict", "    model.eval()\n", "    model.train()\n",
         A, "mode:"),
-    Bug("eval-mode-never-set", "behaviour", T, "predict", "    model.eval()\n", "    pass\n",
+    Bug("eval-mode-never-set", "behaviour", V, "predict", "    model.eval()\n", "    pass\n",
         A, "mode:"),
     Bug("train-mode-not-restored", "behaviour", T, "run_experiment", "        model.train()\n",
         "        if epoch == 0:\n            model.train()\n", A, "mode:"),
@@ -85,16 +86,16 @@ BUGS = [
         "(self.alpha * y + (1 - self.alpha) * (1 - y))", "((1 - self.alpha) * y + self.alpha * (1 - y))",
         A, "loss:"),
     Bug("label-smoothing-hard-coded", "behaviour", L.LabelSmoothingLoss, "forward",
-        "(1 - self.smoothing) + 0.5 * self.smoothing", "(1 - 0.1) + 0.5 * 0.1",
+        "(1 - self.smoothing) + share * self.smoothing", "(1 - 0.1) + share * 0.1",
         B, "loss:"),
     Bug("label-smoothing-one-sided", "behaviour", L.LabelSmoothingLoss, "forward",
-        "(1 - self.smoothing) + 0.5 * self.smoothing", "(1 - self.smoothing)",
+        "(1 - self.smoothing) + share * self.smoothing", "(1 - self.smoothing)",
         B, "loss:"),
     Bug("mixup-never-fires", "behaviour", T.Augment, "__call__", "if self.mixup_alpha > 0 and",
         "if self.mixup_alpha > 1 and", B, "mixup_alpha:"),
     Bug("mixup-labels-not-mixed", "behaviour", T.Augment, "__call__",
         "y = lam * y + (1 - lam) * y[perm]", "y = y", B, "mixup_alpha:"),
-    Bug("noise-at-eval", "behaviour", T, "predict",
+    Bug("noise-at-eval", "behaviour", V, "predict",
         "logits = model([x[sl] for x in split.x], split.mask[sl])",
         "logits = model([x[sl] + 0.1 * torch.randn_like(x[sl]) for x in split.x], split.mask[sl])",
         A, "eval:"),
@@ -181,13 +182,11 @@ BUGS = [
     # --- the metric -------------------------------------------------------------------------
     Bug("metric-from-last-epoch", "metric", T, "run_experiment", "    model.load_state_dict(best_state)\n",
         "    pass\n", E_LONG, "metric:"),
-    Bug("metric-is-test-metric", "metric", T, "run_experiment", '"metric": val["ap"],',
-        '"metric": test["ap"],', A, "metric:"),
+    Bug("metric-is-test-metric", "metric", T, "run_experiment", '"metric": val.values[spec.name],',
+        '"metric": test.values[spec.name],', A, "metric:"),
     Bug("selection-on-test-split", "metric", T, "run_experiment",
-        'val_scores = predict(model, data.splits["val"], autocast, rec, "val")\n'
-        '        val = binary_metrics(data.splits["val"].y.cpu().numpy(), val_scores)',
-        'val_scores = predict(model, data.splits["test"], autocast, rec, "test")\n'
-        '        val = binary_metrics(data.splits["test"].y.cpu().numpy(), val_scores)',
+        'val = score_split(model, data.splits["val"], autocast, task, classes.count, rec, "val")',
+        'val = score_split(model, data.splits["test"], autocast, task, classes.count, rec, "test")',
         E_LONG, "metric:"),
 ]
 

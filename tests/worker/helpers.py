@@ -7,7 +7,8 @@ import json
 
 import yaml
 
-from orze.daemon.expect import feature_expectations, split_expectations
+from orze.config import load_project
+from orze.daemon.expect import feature_expectations, run_context, split_expectations, task_expectations
 from orze.daemon.verify import verify_run
 from orze.space import check_idea, load_space
 from orze.worker.train import run_experiment
@@ -30,6 +31,8 @@ def run_config(layout, overrides: dict, tmp_path=None):
 
 def verify_built_in(layout, config, metrics, effective):
     """The daemon's verification of a built-in worker's run (as record.gather does it)."""
+    project = load_project(layout)
     splits = split_expectations(layout) or {}
     return verify_run(config, effective, metrics, splits.get("split_hashes"), builtin=True,
-                      expect={**splits, **feature_expectations(layout, effective)})
+                      expect={**splits, **feature_expectations(layout, effective),
+                              "task": task_expectations(layout, project)}, spec=run_context(project)[1])

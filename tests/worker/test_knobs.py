@@ -53,10 +53,10 @@ def test_same_config_and_seed_give_same_result(tiny_dir):
 
 def test_metrics_contract(tiny_dir):
     _, m, e, _ = run_config(tiny_dir, BASE)
-    for key in ("metric", "val_ap", "val_auc", "test_ap", "test_auc", "epochs_run", "history", "seconds",
-                "startup_s", "peak_memory_mb", "seed", "selection"):
+    for key in ("metric", "val_ap", "val_roc_auc", "test_ap", "test_roc_auc", "task", "epochs_run", "history",
+                "seconds", "startup_s", "peak_memory_mb", "seed", "selection"):
         assert key in m
-    assert 0.0 <= m["val_ap"] <= 1.0 and 0.0 <= m["test_auc"] <= 1.0
+    assert 0.0 <= m["val_ap"] <= 1.0 and 0.0 <= m["test_roc_auc"] <= 1.0
     assert e["split_sizes"]["train"] + e["split_sizes"]["val"] + e["split_sizes"]["test"] == 96
     assert e["sequence"]["train"] == e["sequence"]["eval"]["val"] == e["sequence"]["eval"]["test"]
 
