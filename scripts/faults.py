@@ -104,7 +104,7 @@ class Campaign:
         project["agents"] = []
         project["sweeps"] = {"enabled": False}
         project["notify"] = {"webhooks": []}
-        project["admission"] = {"near_duplicates": "off"}
+        project["admission"] = {"near_duplicates": "off", "require_feature_store": False}  # reads none
         project["worker"] = {"command": [sys.executable, str(harness / "worker.py")]}
         project["scheduler"].update({"cpu_slots": 2, "poll_s": 0.1, "lease_s": lease_s,
                                      "heartbeat_s": lease_s / 8, "max_attempts": 50,

@@ -73,6 +73,7 @@ def setup(root: Path, worker: str = "custom") -> Layout:
         project["worker"] = {"command": None, "mode": "warm", "device": "cpu"}
     else:
         project["worker"] = {"command": [sys.executable, str(root / "stress_worker.py")]}
+        project["admission"] = {"require_feature_store": False}   # the worker reads no features
     project["scheduler"].update({"cpu_slots": 2, "poll_s": 0.1, "lease_s": 2.0, "heartbeat_s": 0.3,
                                  "max_attempts": 10, "shutdown_grace_s": 0.5, "threads_per_slot": 1})
     layout.project_config.write_text(yaml.safe_dump(project, sort_keys=False))

@@ -106,8 +106,10 @@ def custom_dir(tmp_path, mode, **sched):
     tmp_path.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "worker.py"
     script.write_text(CUSTOM_WORKER.format(mode=mode))
+    # A task of its own: the worker reads no feature store, so admission does not require one.
     project = {"worker": {"command": [sys.executable, str(script)]},
-               "scheduler": {"shutdown_grace_s": 0.5, "max_attempts": 2, **sched}}
+               "scheduler": {"shutdown_grace_s": 0.5, "max_attempts": 2, **sched},
+               "admission": {"require_feature_store": False}}
     layout = make_research_dir(tmp_path / "r", project=project, backbones=())
     layout.clips_csv.unlink()  # a task of its own: no clips.csv, so no split check applies
     return layout

@@ -27,6 +27,9 @@ def layout(tmp_path):
 
 
 def admitter(layout, space, **cfg):
+    # These tests are about reading the inbox; whether a backbone has a store is tested in
+    # test_admission.py, so the store check is off here.
+    cfg.setdefault("require_feature_store", False)
     return Admitter(layout, space, AdmissionConfig(near_duplicates="off", **cfg), "n1")
 
 

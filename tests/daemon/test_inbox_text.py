@@ -36,9 +36,12 @@ def test_check_idea_reports_numbers_too_large_for_a_float(default_space):
 
 def test_submit_reports_a_huge_integer_per_idea_and_admits_its_siblings(tmp_path):
     from orze.cli.init import init_directory
+    from orze.demo.synth import generate
+    from orze.layout import Layout
 
     root = tmp_path / "r"
     init_directory(root)
+    generate(Layout.at(root), n_clips=20, frames=4, seed=0, backbones=("vjepa2",))  # the ideas' store
     f = tmp_path / "ideas.yaml"
     f.write_text(f"- seed: 1\n- seed: {'9' * 500}\n- seed: 3\n")
     res = CliRunner().invoke(app, ["submit", str(f), "--root", str(root)])

@@ -137,9 +137,15 @@ def campaign(tmp_path_factory) -> Layout:
                               "--root", str(layout.root)], env=orze_env({"ANTHROPIC_API_KEY": "sk-test-local"}),
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
+    # A store whose features.npy went missing (admission sees its meta.json; training fails with
+    # missing_features): the campaign's one failed run.
+    broken = layout.backbone_dir("siglip2")
+    broken.mkdir(parents=True, exist_ok=True)
+    for name in ("meta.json", "clips.txt"):
+        shutil.copy(layout.backbone_dir("dinov2_b") / name, broken / name)
     human = [{**FAST, "pooling": "mean", "epochs": 3, "idea_name": "mean pooling baseline"},
              {**FAST, "pooling": "attention", "loss": "bce", "epochs": 3, "idea_name": "attention + bce"},
-             {**FAST, "backbone": "siglip2", "idea_name": "no features for this one"},
+             {**FAST, "backbone": "siglip2", "idea_name": "its features.npy is missing"},
              {**FAST, "pooling": "avg", "idea_name": "a typo"}]
     run_orze("submit", str(_write(tmp / "h.yaml", human)), root=layout.root, check=False)
     run_orze("run", "--until-idle", "--quiet", "--no-agents", "--node", "node-a", root=layout.root)
