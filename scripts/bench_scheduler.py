@@ -78,7 +78,7 @@ def schedule_cycles(layout: Layout, cycles: int, slots: int) -> dict:
 
     project = ProjectConfig.model_validate({
         "scheduler": {"cpu_slots": slots, "gpus": "none", "poll_s": 1.0, "max_attempts": 1},
-        "worker": {"command": TRIVIAL_WORKER}})
+        "worker": {"command": TRIVIAL_WORKER}, "admission": {"require_feature_store": False}})
     space = load_space(layout.space_config)
     daemon = Daemon(layout, project, space, node="bench", bounds=RunBounds(max_experiments=cycles))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -124,7 +124,7 @@ def main() -> None:
     rng = random.Random(0)
     print(f"pre-filling {args.queued:,} queued ideas in {root}")
     prefill(layout, space, args.queued, rng)
-    admitter = Admitter(layout, space, AdmissionConfig(near_duplicates="flag"), "bench")
+    admitter = Admitter(layout, space, AdmissionConfig(near_duplicates="flag", require_feature_store=False), "bench")
     first_s, first_n = admit_batch(layout, admitter, space, args.new, rng)
     second_s, second_n = admit_batch(layout, admitter, space, args.new, rng)
     t0 = time.perf_counter()

@@ -48,6 +48,10 @@ def make_research_dir(path: Path, clips: int = 96, frames: int = 12,
     proj["sweeps"] = {"enabled": False}  # auto-sweeps would add runs of their own; tests opt in
     proj["pruning"] = {"enabled": False}  # pruning would stop runs tests expect done; tests opt in
     proj["scheduler"].update({"cpu_slots": 2, "poll_s": 0.2, "threads_per_slot": 1})
+    if not backbones:
+        # No feature store at all: a task of its own (a custom worker reading its own data), so
+        # admission's store check is off, as docs/tasks.md says to do for such a worker.
+        proj.setdefault("admission", {})["require_feature_store"] = False
     for section, values in (project or {}).items():
         if isinstance(values, dict):
             proj.setdefault(section, {}).update(values)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from orze.layout import RUN_CLAIM, RUN_FAILURE, RUN_HEARTBEAT
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     fence = Fence(run_dir, lease_s) if lease_s else None
     while True:
         try:
-            return proc.wait(timeout=fence.every_s if fence else None)
+            return _exit_like(proc.wait(timeout=fence.every_s if fence else None))
         except subprocess.TimeoutExpired:
             pass
         try:
@@ -126,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 os.killpg(os.getpgrp(), signal.SIGKILL)   # the command and anything it started
             return FENCED_EXIT
+
+
+def _exit_like(code: int) -> int:
+    """The command's exit status as this process's own: a command ended by a signal ends the fence
+    by the same signal, so the daemon sees `killed by signal N`, not an exit status."""
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        time.sleep(1)   # the signal is delivered before this returns
+    return code
 
 
 if __name__ == "__main__":

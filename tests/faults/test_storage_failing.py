@@ -22,6 +22,7 @@ def test_claiming_on_a_full_disk_degrades_and_recovers(tmp_path, default_space, 
     project = ProjectConfig()
     project.scheduler.poll_s = 0.01
     project.worker.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    project.admission.require_feature_store = False   # a custom worker with no feature store
     d = Daemon(layout, project, default_space, node="n1", slots=[Slot(0, "cpu")])
     submit_ideas(layout, [{"learning_rate": 0.001}])
 

@@ -23,6 +23,9 @@ from orze.store.leaderboard import Tail, iter_rows, rebuild, row_line
 from orze.store.transitions import Transitions
 from orze.vocab import FailureClass
 
+# These directories hold no feature store: the faults are the store's, not the ideas'.
+NO_STORES = AdmissionConfig(near_duplicates="off", require_feature_store=False)
+
 
 def _fail_writes(monkeypatch, after: int = 0):
     """os.write writes `after` bytes, then the disk is full."""
@@ -115,11 +118,11 @@ def test_a_kill_between_fingerprint_and_queue_entry_loses_no_idea(tmp_path, defa
         return real_put(lay, entry)
     monkeypatch.setattr(queue, "put", killed_after_fingerprint)
     with pytest.raises(KeyboardInterrupt):
-        Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1").admit_pending()
+        Admitter(layout, default_space, NO_STORES, "n1").admit_pending()
     monkeypatch.undo()
     assert queue.depth(layout) == 1 and len(list(layout.fingerprints.iterdir())) == 2
 
-    report = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1").admit_pending()
+    report = Admitter(layout, default_space, NO_STORES, "n1").admit_pending()
     names = queue.list_names(layout)
     assert len(names) == 2, "the idea whose queue entry was never written is queued on restart"
     fp_ids = {json.loads(p.read_text())["id"] for p in layout.fingerprints.iterdir()}
@@ -133,7 +136,7 @@ def test_an_unreadable_fingerprint_is_broken_once_old_and_waited_for_while_young
     layout = Layout.at(tmp_path).ensure()
     fp = fingerprint(check_idea(default_space, {"learning_rate": 0.0003}).config)
     (layout.fingerprints / fp).write_bytes(b"")     # a creator that died (older version, no links)
-    adm = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1")
+    adm = Admitter(layout, default_space, NO_STORES, "n1")
     submit_ideas(layout, [{"learning_rate": 0.0003}])
     with pytest.raises(OSError, match="younger than"):
         adm.admit_pending()                         # young: the file waits in the admitting area
@@ -151,7 +154,7 @@ def test_an_empty_claim_is_broken_after_one_lease(tmp_path, default_space):
     layout = Layout.at(tmp_path).ensure()
     t = Transitions(layout, "n2")
     submit_ideas(layout, [{"learning_rate": 0.0003}])
-    Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1", t).admit_pending()
+    Admitter(layout, default_space, NO_STORES, "n1", t).admit_pending()
     name = queue.list_names(layout)[0]
     run_id = queue.sort_key(name)[2][:-5]
     run_dir = layout.run_dir(run_id)
@@ -185,7 +188,7 @@ def test_a_kill_while_releasing_leaves_the_idea_queued(tmp_path, default_space, 
     layout = Layout.at(tmp_path).ensure()
     t = Transitions(layout, "n1")
     submit_ideas(layout, [{"learning_rate": 0.0003}])
-    Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1", t).admit_pending()
+    Admitter(layout, default_space, NO_STORES, "n1", t).admit_pending()
     name = queue.list_names(layout)[0]
 
     class Handle:
@@ -206,7 +209,7 @@ def test_an_idea_json_without_a_claim_is_adopted_after_two_leases(tmp_path, defa
     layout = Layout.at(tmp_path).ensure()
     t = Transitions(layout, "n1")
     submit_ideas(layout, [{"learning_rate": 0.0003}])
-    Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "n1", t).admit_pending()
+    Admitter(layout, default_space, NO_STORES, "n1", t).admit_pending()
     name = queue.list_names(layout)[0]
     run_id = queue.sort_key(name)[2][:-5]
     run_dir = layout.run_dir(run_id)
@@ -227,7 +230,7 @@ def test_a_node_that_never_returns_loses_none_of_its_half_admitted_files(tmp_pat
 
     layout = Layout.at(tmp_path).ensure()
     submit_ideas(layout, [{"learning_rate": 0.0003}, {"learning_rate": 0.001}])
-    dead = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "dead")
+    dead = Admitter(layout, default_space, NO_STORES, "dead")
     taken = dead.take_files()
     dead.admit_idea({"learning_rate": 0.0003}, taken[0].name, 0, AdmissionReport())  # one in, then it dies
     layout.node_heartbeat("dead").write_text("{}")
@@ -235,7 +238,7 @@ def test_a_node_that_never_returns_loses_none_of_its_half_admitted_files(tmp_pat
     old = time.time() - ADOPT_MIN_S - 60
     os.utime(layout.node_heartbeat("dead"), (old, old))
     assert adopt_admissions(layout, "live", lease_s=10) == [taken[0].name]
-    report = Admitter(layout, default_space, AdmissionConfig(near_duplicates="off"), "live").admit_pending()
+    report = Admitter(layout, default_space, NO_STORES, "live").admit_pending()
     assert queue.depth(layout) == 2 and report.duplicates == 0
 
 
