@@ -71,5 +71,8 @@ def test_a_500_webhook_does_not_disturb_the_daemon(tmp_path, receiver):
     status = json.loads(run_orze("status", "--json", root=layout.root).stdout)
     (node,) = status["notify"].values()
     assert node["failed"] >= 1 and node["sent"] == 0
-    assert all("HTTP 500" in f["error"] and f["attempts"] == 3 for f in node["failures"])
+    # Each failure is the webhook's HTTP 500 after all 3 tries, or one the daemon's stop cut short
+    # (--until-idle ended while a try was pending), which its error then says.
+    assert all(("HTTP 500" in f["error"] and f["attempts"] == 3) or "stopped before try" in f["error"]
+               for f in node["failures"]), node["failures"]
     assert "notification failures" in run_orze("status", root=layout.root).stdout
