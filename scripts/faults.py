@@ -131,6 +131,11 @@ class Campaign:
             os.kill(self.procs[node].pid, signal.SIGKILL)   # the daemon only: its workers live on
         self.procs[node].wait()
 
+    def kill_and_restart(self, node: str, max_gap_s: float) -> None:
+        self.kill(node)
+        time.sleep(self.rng.uniform(0, max_gap_s))
+        self.start(node)   # under the same node name
+
     def alive(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is None]
 
@@ -207,11 +212,8 @@ def run(root: Path, harness: Path, daemons: int = 4, ideas: int = 1000, duplicat
                 while time.time() < t_end:
                     victims = [n for n in c.admitting() if n in c.alive()]
                     if victims:
-                        v = rng.choice(victims)
-                        c.kill(v)
+                        c.kill_and_restart(rng.choice(victims), 0.3)
                         done["admission_kill"] += 1
-                        time.sleep(rng.uniform(0, 0.3))
-                        c.start(v)
                         break
                     time.sleep(0.002)
         # Faults still owed, weighted by how many: the campaign must not end before they are dealt.
@@ -222,11 +224,8 @@ def run(root: Path, harness: Path, daemons: int = 4, ideas: int = 1000, duplicat
         if action == "kill" and want("kill", kills - admission_kills):
             victims = [n for n in c.alive() if n in c.holding()]
             if victims:
-                v = rng.choice(victims)
-                c.kill(v)
+                c.kill_and_restart(rng.choice(victims), 0.5)
                 done["kill"] += 1
-                time.sleep(rng.uniform(0, 0.5))
-                c.start(v)
         elif action == "worker" and want("worker_kill", worker_kills):
             pgids = c.worker_pgids()
             if pgids:

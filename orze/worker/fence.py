@@ -58,6 +58,13 @@ class Fence:
             return f"its lease was not renewed for {age:.0f}s (the owning daemon is frozen or gone)"
         return None
 
+    def check(self) -> str | None:
+        """`lapsed()`, with an unreadable filesystem read as "look again" (never a guess)."""
+        try:
+            return self.lapsed()
+        except OSError:
+            return None
+
     def stop(self, why: str) -> None:
         with contextlib.suppress(OSError):
             atomic_write_json(self.run_dir / RUN_FAILURE, {"class": "fenced", "message": f"fenced: {why}"})
@@ -87,11 +94,7 @@ def watching(run_dir: Path, lease_s: float | None):
 
     def watch() -> None:
         while not done.wait(fence.every_s):
-            try:
-                why = fence.lapsed()
-            except OSError:
-                continue
-            if why:
+            if why := fence.check():
                 fence.stop(why)
                 os._exit(FENCED_EXIT)
     t = threading.Thread(target=watch, name="orze-fence", daemon=True)
@@ -118,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             return _exit_like(proc.wait(timeout=fence.every_s if fence else None))
         except subprocess.TimeoutExpired:
             pass
-        try:
-            why = fence.lapsed()
-        except OSError:
-            continue
-        if why:
+        if why := fence.check():
             fence.stop(why)
             with contextlib.suppress(OSError):
                 os.killpg(os.getpgrp(), signal.SIGKILL)   # the command and anything it started

@@ -148,19 +148,26 @@ def test_an_unreadable_fingerprint_is_broken_once_old_and_waited_for_while_young
     assert json.loads((layout.fingerprints / fp).read_text())["id"] == report.admitted[0]
 
 
+def taken_by_hand(layout, space, t, claim: bytes | None = None):
+    """One admitted idea moved into its run directory (idea.json), with `claim` written as its
+    claim file when given: the states a killed or full-disk node leaves."""
+    submit_ideas(layout, [{"learning_rate": 0.0003}])
+    Admitter(layout, space, NO_STORES, "n1", t).admit_pending()
+    name = queue.list_names(layout)[0]
+    run_dir = layout.run_dir(queue.sort_key(name)[2][:-5])
+    run_dir.mkdir(parents=True)
+    if claim is not None:
+        (run_dir / RUN_CLAIM).write_bytes(claim)
+    os.rename(layout.queue / name, run_dir / RUN_IDEA)
+    return run_dir
+
+
 def test_an_empty_claim_is_broken_after_one_lease(tmp_path, default_space):
     """Before: an empty claim (a full disk between create and write) was never broken; the idea
     stayed claimed forever and `--until-idle` spun."""
     layout = Layout.at(tmp_path).ensure()
     t = Transitions(layout, "n2")
-    submit_ideas(layout, [{"learning_rate": 0.0003}])
-    Admitter(layout, default_space, NO_STORES, "n1", t).admit_pending()
-    name = queue.list_names(layout)[0]
-    run_id = queue.sort_key(name)[2][:-5]
-    run_dir = layout.run_dir(run_id)
-    run_dir.mkdir(parents=True)
-    (run_dir / RUN_CLAIM).write_bytes(b"")
-    os.rename(layout.queue / name, run_dir / RUN_IDEA)   # it had been taken
+    run_dir = taken_by_hand(layout, default_space, t, claim=b"")   # empty: its creator was out of space
     keeper = LeaseKeeper(layout, "n2", t, lease_s=60)
     keeper.break_expired(set(), set())
     assert (run_dir / RUN_CLAIM).exists(), "a young unreadable claim is left to its holder"
@@ -208,13 +215,7 @@ def test_a_kill_while_releasing_leaves_the_idea_queued(tmp_path, default_space, 
 def test_an_idea_json_without_a_claim_is_adopted_after_two_leases(tmp_path, default_space):
     layout = Layout.at(tmp_path).ensure()
     t = Transitions(layout, "n1")
-    submit_ideas(layout, [{"learning_rate": 0.0003}])
-    Admitter(layout, default_space, NO_STORES, "n1", t).admit_pending()
-    name = queue.list_names(layout)[0]
-    run_id = queue.sort_key(name)[2][:-5]
-    run_dir = layout.run_dir(run_id)
-    run_dir.mkdir(parents=True)
-    os.rename(layout.queue / name, run_dir / RUN_IDEA)        # what an older version left behind
+    run_dir = taken_by_hand(layout, default_space, t)   # no claim: what an older version left behind
     keeper = LeaseKeeper(layout, "n1", t, lease_s=60)
     keeper.break_expired(set(), set())                       # a full scan: too young to adopt
     assert queue.depth(layout) == 0
