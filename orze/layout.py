@@ -228,6 +228,7 @@ RUN_PREDICTIONS = "predictions.npz"   # per split (val, test): ids, labels, prob
 RUN_WEIGHTS = "weights.pt"            # the selected epoch's weights (worker.keep_weights: best)
 RUN_PROGRESS = "progress.jsonl"    # one JSON line per finished epoch, appended by the worker
 RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the worker per epoch
+RUN_JUDGED = "judged.json"         # the pruner's latest "go on" verdict, which a worker may await
 
 # Files inside one feature store (features/<backbone>/).
 STORE_FEATURES = "features.npy"

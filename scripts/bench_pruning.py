@@ -8,7 +8,8 @@ six backbones). Each campaign is its own research directory sharing those featur
 ideas in the same order with the same seeds (`orze submit`, then `orze run --until-idle`), one
 torch thread per slot, and differs only in `pruning.enabled`. Printed:
 
-  training s     sum over runs of the seconds spent in training epochs (metrics' train_s)
+  training s     sum over runs of the seconds spent in training epochs and awaiting the pruner's
+                 verdicts between them (metrics' timings train_s + verdict_wait_s)
   epochs         sum over runs of the epochs trained (the same cost, independent of the
                  machine's load: on a shared machine seconds vary by tens of percent)
   wall s         `orze run` from start to exit
@@ -16,6 +17,10 @@ torch thread per slot, and differs only in `pruning.enabled`. Printed:
   best           best validation metric, and its run's idea index
   saved          1 - training s (on) / training s (off): the share of training time saved
   estimate       the pruned rows' own estimate of what they saved ((epochs - run) x s/epoch)
+  at off speed   the on campaign's training seconds at the off campaign's speed: each run's epochs
+                 times the same idea's seconds per epoch with pruning off (runs that were not
+                 pruned are bit-identical in both, so this removes the machine's load from the
+                 comparison when the two campaigns ran at different times)
   true best      the off campaign's best idea: its status and rank in the on campaign
   noise floor    the std of the true best's validation metric over --noise-seeds new seeds
                  (run with `prune: never`), against which "best unchanged" is judged
@@ -23,6 +28,9 @@ torch thread per slot, and differs only in `pruning.enabled`. Printed:
 Usage:
   python scripts/bench_pruning.py --ideas 150                  # the issue's campaign
   python scripts/bench_pruning.py --ideas 12 --noise-seeds 0   # a quick check
+  python scripts/bench_pruning.py --dir D --phase off           # one campaign now, ...
+  python scripts/bench_pruning.py --dir D --phase on            # ... the other later; figures once
+                                                                #     both are in D
   python scripts/bench_pruning.py --rule successive_halving --comparable-by epochs scheduler backbone
 """
 
@@ -87,20 +95,42 @@ def prepare(root: Path, features: Path, pruning: dict, slots: int) -> Layout:
 
 
 def campaign(root: Path, features: Path, ideas_file: Path, pruning: dict, slots: int, timeout: float) -> dict:
-    layout = prepare(root, features, pruning, slots)
+    prepare(root, features, pruning, slots)
     orze("submit", str(ideas_file), root=root, timeout=600)
     t0 = time.time()
     orze("run", "--until-idle", "--quiet", root=root, timeout=timeout)
-    wall = time.time() - t0
-    rows = read_rows(layout.leaderboard)
-    train = sum(float((r.get("timings") or {}).get("train_s") or 0.0) for r in rows)
+    (root / "bench.json").write_text(json.dumps({"wall_s": time.time() - t0, "pruning": pruning}))
+    return summarise(root)
+
+
+def summarise(root: Path) -> dict:
+    """One finished campaign's figures, from its directory (the idea list's runs only)."""
+    rows = [r for r in read_rows(Layout.at(root).leaderboard)
+            if not (r.get("idea_name") or "").startswith("noise")]
+    # the seconds awaiting the pruner's verdicts at epoch boundaries are a cost of pruning: counted
+    train = sum(float((r.get("timings") or {}).get("train_s") or 0.0)
+                + float((r.get("timings") or {}).get("verdict_wait_s") or 0.0) for r in rows)
     epochs = sum(int(r.get("epochs_run") or 0) for r in rows)
     best = ranked(rows)[:1]
-    return {"root": str(root), "rows": rows, "wall_s": wall, "train_s": train, "epochs": epochs,
+    return {"root": str(root), "rows": rows, "wall_s": json.loads((root / "bench.json").read_text())["wall_s"],
+            "train_s": train, "epochs": epochs,
             "runs": len(rows), "statuses": {s: sum(r["status"] == s for r in rows) for s in
                                             ("done", "pruned", "failed", "misconfigured")},
             "estimate_saved_s": sum(float((r.get("pruned") or {}).get("saved_s") or 0.0) for r in rows),
             "best": best[0] if best else None}
+
+
+def at_off_speed(off_rows: list[dict], on_rows: list[dict]) -> float | None:
+    """The on campaign's training seconds at the off campaign's seconds per epoch, idea by idea."""
+    per_epoch = {r["fingerprint"]: float((r.get("timings") or {}).get("train_s") or 0.0) / int(r["epochs_run"])
+                 for r in off_rows if r.get("epochs_run")}
+    total = 0.0
+    for r in on_rows:
+        if r["fingerprint"] not in per_epoch:
+            return None
+        total += per_epoch[r["fingerprint"]] * int(r.get("epochs_run") or 0) \
+            + float((r.get("timings") or {}).get("verdict_wait_s") or 0.0)
+    return total
 
 
 def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | None:
@@ -116,6 +146,7 @@ def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | N
     orze("run", "--until-idle", "--quiet", root=root, timeout=timeout)
     rows = [r for r in read_rows(Layout.at(root).leaderboard) if (r.get("idea_name") or "").startswith("noise")]
     values = [float(best["metric"])] + [float(r["metric"]) for r in rows if r["status"] == "done"]
+    (root / "noise.json").write_text(json.dumps(values))
     return statistics.stdev(values) if len(values) > 1 else None
 
 
@@ -132,6 +163,8 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--timeout", type=float, default=6 * 3600)
+    ap.add_argument("--phase", choices=["off", "on", "both"], default="both",
+                    help="run one campaign only (the figures are printed once both are in --dir)")
     args = ap.parse_args()
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="orze-bench-pruning-"))
@@ -146,16 +179,26 @@ def main() -> int:
     on = {"enabled": True, **{k: v for k, v in (("rule", args.rule), ("warmup_epochs", args.warmup_epochs),
                                                   ("min_comparable", args.min_comparable),
                                                   ("comparable_by", args.comparable_by)) if v is not None}}
-    results = {}
+    if args.phase != "both" and args.dir is None:
+        raise SystemExit("--phase off/on needs --dir, so the other phase finds this one")
+    if ideas_file.exists() and ideas_file.read_text() != yaml.safe_dump(ideas, sort_keys=False):
+        raise SystemExit(f"{ideas_file} holds another idea list (other --ideas or --seed): use a fresh --dir")
+    ideas_file.write_text(yaml.safe_dump(ideas, sort_keys=False))
     for name, pruning in (("off", {"enabled": False}), ("on", on)):
+        if args.phase not in (name, "both"):
+            continue
         root = work / name
         if root.exists():
             raise SystemExit(f"{root} exists: use a fresh --dir")
-        results[name] = campaign(root, base / "features", ideas_file, pruning, args.slots, args.timeout)
-        r = results[name]
-        print(f"{name:>3}: {r['runs']} runs {r['statuses']}, training {r['train_s']:.1f}s, wall {r['wall_s']:.1f}s",
-              flush=True)
-
+        r = campaign(root, base / "features", ideas_file, pruning, args.slots, args.timeout)
+        print(f"{name:>3}: {r['runs']} runs {r['statuses']}, training {r['train_s']:.1f}s, "
+              f"epochs {r['epochs']}, wall {r['wall_s']:.1f}s", flush=True)
+        if name == "off" and r["best"] is not None:
+            noise_floor(root, r["best"], args.noise_seeds, args.timeout)
+    if not all((work / name / "bench.json").exists() for name in ("off", "on")):
+        print(f"the other campaign is not in {work} yet: run --phase {'on' if args.phase == 'off' else 'off'}")
+        return 0
+    results = {name: summarise(work / name) for name in ("off", "on")}
     off, onr = results["off"], results["on"]
     true_best = off["best"]
     fp = fingerprint(true_best["config"]) if true_best else None
@@ -164,7 +207,11 @@ def main() -> int:
     rank = next((i for i, r in enumerate(on_ranked, 1) if r["fingerprint"] == fp), None)
     saved = 1.0 - onr["train_s"] / off["train_s"] if off["train_s"] else 0.0
     saved_epochs = 1.0 - onr["epochs"] / off["epochs"] if off["epochs"] else 0.0
-    sigma = noise_floor(work / "off", true_best, args.noise_seeds, args.timeout) if true_best else None
+    noise = work / "off" / "noise.json"
+    values = json.loads(noise.read_text()) if noise.exists() else []
+    sigma = statistics.stdev(values) if len(values) > 1 else None
+    normalised = at_off_speed(off["rows"], onr["rows"])
+    saved_normalised = 1.0 - normalised / off["train_s"] if normalised is not None and off["train_s"] else None
     best_on = onr["best"]
     delta = float(true_best["metric"]) - float(best_on["metric"]) if true_best and best_on else None
     figures = {
@@ -173,6 +220,7 @@ def main() -> int:
         "off": {k: v for k, v in off.items() if k not in ("rows", "best")},
         "on": {k: v for k, v in onr.items() if k not in ("rows", "best")},
         "training_saved_share": saved, "epochs_saved_share": saved_epochs,
+        "on_train_s_at_off_speed": normalised, "training_saved_share_at_off_speed": saved_normalised,
         "best_off": true_best and {"metric": true_best["metric"], "idea": true_best["idea_name"]},
         "best_on": best_on and {"metric": best_on["metric"], "idea": best_on["idea_name"]},
         "true_best_in_on": on_row and {"status": on_row["status"], "rank": rank},
@@ -182,6 +230,9 @@ def main() -> int:
     print(f"training seconds: off {off['train_s']:.1f}, on {onr['train_s']:.1f}: saved {saved:.1%} "
           f"(pruned rows' own estimate {onr['estimate_saved_s']:.1f}s); wall off {off['wall_s']:.1f}s, "
           f"on {onr['wall_s']:.1f}s")
+    if normalised is not None:
+        print(f"on campaign's training seconds at the off campaign's speed (idea by idea): {normalised:.1f}s: "
+              f"saved {saved_normalised:.1%}")
     print(f"epochs trained: off {off['epochs']}, on {onr['epochs']}: saved {saved_epochs:.1%} (independent of "
           f"the machine's load; seconds on a shared machine vary with it)")
     print(f"runs pruned: {onr['statuses']['pruned']} of {onr['runs']}")

@@ -77,12 +77,12 @@ def orze_env(extra: dict | None = None) -> dict:
 
 
 def run_orze(*args: str, root: Path | None = None, input: str | None = None, timeout: float = 300,
-             check: bool = True) -> subprocess.CompletedProcess:
+             check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "orze", *args]
     if root is not None:
         argv += ["--root", str(root)]
     proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                          env=orze_env())
+                          env={**orze_env(), **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"orze {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -34,7 +34,7 @@ from orze.daemon.admission import Admitter
 from orze.daemon.heartbeat import publish, snapshot
 from orze.daemon.leases import LeaseKeeper, Renewer, adopt_admissions
 from orze.daemon.packing import MemoryLedger
-from orze.daemon.pruner import Pruner
+from orze.daemon.pruner import COLD_POLL_S, Pruner
 from orze.daemon.record import conclude
 from orze.daemon.scheduling import Scheduler
 from orze.daemon.slot_state import SlotState, SlotTable
@@ -212,7 +212,10 @@ class Daemon:
         fds = [fd for fd in (r.fileno() for r in self.table.running()) if fd is not None]
         if self.pool is not None and not self.stopping:
             fds += self.pool.starting_fds()
-        wait_for(fds, max(0.0, min(horizon - now, 1.0)), busy=bool(self.table.running()))
+        timeout = max(0.0, min(horizon - now, 1.0))
+        if self.pool is None and self.pruner.judging():
+            timeout = min(timeout, COLD_POLL_S)  # a cold worker has no event pipe to wake us after an epoch
+        wait_for(fds, timeout, busy=bool(self.table.running()))
 
     # --- admission and starts ----------------------------------------------------------------
     def admit(self) -> None:

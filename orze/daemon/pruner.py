@@ -8,7 +8,11 @@ Polled once per loop pass (`tick`). What it reads, and why it needs no scan of r
   per pass, a read when it grew).
 The decision is orze.pruning.rules.decide, applied to each new epoch in order. A stop request is
 runs/exp/<id>/prune.json (written atomically) plus one `prune_requested` event; the worker stops
-at its next epoch boundary and the run is recorded `pruned` (orze.daemon.outcome). Runs an idea
+at its next epoch boundary and the run is recorded `pruned` (orze.daemon.outcome). Any other
+verdict updates runs/exp/<id>/judged.json (the last epoch judged, the next one the rule could
+prune at, `await_verdict_s`), which the built-in worker awaits at such an epoch so that a stop
+lands at the epoch judged (orze.worker.progress). A warm worker's event pipe wakes the daemon
+after each epoch; a cold run is looked at every COLD_POLL_S while it is judged (`poll_s`). Runs an idea
 marks `prune: never`, and replicates, are never judged. Anything unreadable is skipped and
 logged: the pruner can only ever fail to stop a run, never stop the daemon.
 """
@@ -23,15 +27,16 @@ from typing import Any, Iterable
 
 from orze.config import ConfigError, ProjectConfig
 from orze.daemon.expect import run_context
-from orze.layout import RUN_PROGRESS, RUN_PRUNE, Layout
+from orze.layout import RUN_JUDGED, RUN_PROGRESS, RUN_PRUNE, Layout
 from orze.pruning.index import CurveIndex
-from orze.pruning.rules import decide, protected
+from orze.pruning.rules import decide, next_judgeable, protected
 from orze.space import Space
 from orze.store.atomic import atomic_write_json
 from orze.store.leaderboard import Tail
 from orze.vocab import EventKind
 
 log = logging.getLogger(__name__)
+COLD_POLL_S = 0.1   # how often a judged run without an event pipe is looked at
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Watched:
     offset: int = 0
     curve: list[Any] = field(default_factory=list)
     judged: int = 0            # epochs already judged
+    announced: int = -1        # the judged epoch judged.json says
     requested: bool = False
     skip: str | None = None    # why this run is never judged
 
@@ -87,15 +93,29 @@ class Pruner:
         w = self.watched.get(r.entry.id)
         if w is None:
             w = self.watched[r.entry.id] = Watched(skip=protected(r.entry.meta))
-        if w.requested or w.skip or not self._read(r, w):
+        if w.requested or w.skip:
             return
-        comparable = self.index.comparable(r.entry.config)
-        for epoch in range(w.judged + 1, len(w.curve) + 1):
-            verdict = decide(w.curve[:epoch], comparable, self.settings, self.spec.direction)
-            w.judged = epoch
-            if verdict.prune:
-                self._request(r, w, verdict)
-                return
+        if self._read(r, w):
+            comparable = self.index.comparable(r.entry.config)
+            for epoch in range(w.judged + 1, len(w.curve) + 1):
+                verdict = decide(w.curve[:epoch], comparable, self.settings, self.spec.direction)
+                w.judged = epoch
+                if verdict.prune:
+                    self._request(r, w, verdict)
+                    return
+        if w.announced != w.judged:
+            self._announce(r, w)
+
+    def judging(self) -> bool:
+        """Whether some run is being judged (and so may be awaiting a verdict)."""
+        return self.settings.enabled and any(not w.requested and not w.skip for w in self.watched.values())
+
+    def _announce(self, r, w: Watched) -> None:
+        """Tell the worker the verdicts so far: no stop up to `epoch`, none possible before `next`."""
+        atomic_write_json(r.run_dir / RUN_JUDGED, {
+            "epoch": w.judged, "next": next_judgeable(self.settings, w.judged),
+            "await_s": self.settings.await_verdict_s}, durable=False)
+        w.announced = w.judged
 
     def _read(self, r, w: Watched) -> bool:
         """Read progress lines appended since the last look; True if there are new epochs."""

@@ -122,6 +122,17 @@ def decide(curve: Sequence[float], comparable: Sequence[Curve], settings: Prunin
     return RULES[settings.rule](curve, comparable, settings, direction)
 
 
+def next_judgeable(settings: PruningConfig, after: int) -> int:
+    """The first epoch after `after` at which `decide` could prune at all (past the warm-up; for
+    successive halving, a rung), whatever the comparable runs: a worker need not await a verdict
+    on any epoch before it."""
+    first = max(after, settings.warmup_epochs) + 1
+    if settings.rule == "successive_halving":
+        return next(e for e in rung_epochs(settings, first * settings.reduction_factor + settings.min_resource)
+                    if e >= first)
+    return first
+
+
 def protected(meta: dict[str, Any]) -> str | None:
     """Why an idea is never pruned, or None: the user's `prune: never`, or a replicate (`orze
     replicate` measures the noise floor: every seed must run its full schedule)."""

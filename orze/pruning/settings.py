@@ -30,3 +30,8 @@ class PruningConfig(BaseModel):
                                                 "`percentile` percent at this epoch (50: the median)")
     reduction_factor: int = Field(default=3, ge=2, description="successive halving: keep the top 1/η at each rung")
     min_resource: int = Field(default=1, ge=1, description="successive halving: epoch of the first rung")
+    await_verdict_s: float = Field(
+        default=2.0, ge=0, le=600,
+        description="at an epoch the rule may prune at, the built-in worker waits up to this long for the "
+                    "daemon's verdict before starting the next epoch (0: never waits; a stop then lands "
+                    "one epoch late)")

@@ -42,9 +42,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, durable: bool = True) -> None:
     """`mode`: the file's permission bits, exactly (e.g. 0o600 for a private record), instead of
-    FILE_MODE under the process umask."""
+    FILE_MODE under the process umask. `durable=False` skips the fsyncs, for advisory files that
+    are rewritten often (readers still see the old content or the new, never a torn one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -54,7 +55,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
                 os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -62,15 +64,17 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: Path, text: str, mode: int | None = None, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, durable)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int | None = None) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", mode)
+def atomic_write_json(path: Path, obj: Any, mode: int | None = None, durable: bool = True) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", mode,
+                      durable)
 
 
 def read_json_or_none(path: Path, expect: type | None = dict) -> Any:

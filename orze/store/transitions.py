@@ -50,6 +50,7 @@ from orze.layout import (
     RUN_EFFECTIVE,
     RUN_FAILURE,
     RUN_IDEA,
+    RUN_JUDGED,
     RUN_METRICS,
     RUN_PROGRESS,
     RUN_PRUNE,
@@ -214,7 +215,7 @@ class Transitions:
         if entry is None:
             claims.release(run_dir)
             return None
-        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT, RUN_PROGRESS, RUN_PRUNE):
+        for stale in (RUN_METRICS, RUN_EFFECTIVE, RUN_FAILURE, RUN_RESULT, RUN_PROGRESS, RUN_PRUNE, RUN_JUDGED):
             _unlink(run_dir / stale)
         try:
             atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(entry.config, sort_keys=True))

@@ -21,12 +21,13 @@ FAILED = 3
 
 
 def run_job(run_dir: Path, layout: Layout, device: str | None = None, claimed_at: float | None = None,
-            cache=None, worker: dict[str, Any] | None = None) -> int:
+            cache=None, worker: dict[str, Any] | None = None, notify=None) -> int:
     from orze.worker.fence import lease_from_env, watching
     from orze.worker.train import classify_exception, run_experiment
     try:
         with watching(run_dir, lease_from_env()):   # a lapsed lease ends this execution (fence.py)
-            run_experiment(run_dir, layout, device, claimed_at=claimed_at, cache=cache, worker=worker)
+            run_experiment(run_dir, layout, device, claimed_at=claimed_at, cache=cache, worker=worker,
+                           notify=notify)
     except Exception as exc:  # every failure is recorded with its class, never silently lost
         failure = {"class": classify_exception(exc), "message": str(exc)[:2000],
                    "traceback": traceback.format_exc()[-4000:]}

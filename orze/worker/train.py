@@ -18,7 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -91,10 +91,12 @@ class Log:
 
 def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
                    claimed_at: float | None = None, cache: FeatureCache | None = None,
-                   worker: dict[str, Any] | None = None) -> dict[str, Any]:
+                   worker: dict[str, Any] | None = None,
+                   notify: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train and evaluate the run in `run_dir`. `claimed_at` is when the daemon claimed it (the
     start of its overhead clock); `cache` is a warm worker's feature cache; `worker` describes
-    the process (mode, pid, jobs run) for the timings."""
+    the process (mode, pid, jobs run) for the timings; `notify(epoch)` is called after each
+    epoch's progress line (a warm worker wakes its daemon with it, orze.worker.progress)."""
     t_start = time.time()
     if claimed_at is None:
         claimed_at = float(os.environ.get("ORZE_CLAIMED_AT", t_start))
@@ -150,7 +152,7 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
     history, best_state = [], None
     t_last_epoch = time.time()
     stopper = EarlyStopper(config["patience"], spec.sign)
-    reporter = ProgressReporter(run_dir)   # per-epoch progress out, the pruner's stop request in
+    reporter = ProgressReporter(run_dir, notify)   # per-epoch progress out, the pruner's verdicts in
     first_step_at = None
     max_batch = 0
     n_epochs, clip = config["epochs"], config["grad_clip"]
@@ -196,9 +198,12 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         if stop:
             log(f"early stop: no better {spec.history_key} for {stopper.stale} epochs")
             break
-        if reporter.epoch(history[-1]):
+        if reporter.epoch(history[-1], last=epoch + 1 == n_epochs):
             log(f"pruned: stopped after epoch {epoch + 1} at the daemon's request")
             break
+    if reporter.late:
+        log(f"the daemon's verdict came later than pruning.await_verdict_s at epochs "
+            f"{', '.join(map(str, reporter.late))} (a stop requested then lands one epoch later)")
 
     model.load_state_dict(best_state)
     val_split, test_split = data.splits["val"], data.splits["test"]
@@ -239,7 +244,8 @@ def run_experiment(run_dir: Path, layout: Layout, device: str | None = None,
         "timings": {
             "claimed_at": claimed_at, "worker_started_at": t_start, "first_step_at": first,
             "claim_to_first_step_s": first - claimed_at, "process_start_s": t_start - claimed_at,
-            "data_s": data_s, "train_s": train_s, "verify_s": verify_s, "final_eval_s": finished_train_at - t_last_epoch,
+            "data_s": data_s, "train_s": train_s, "verdict_wait_s": round(reporter.waited_s, 3),
+            "verify_s": verify_s, "final_eval_s": finished_train_at - t_last_epoch,
             "seconds_per_epoch": train_s / max(len(history), 1),
             "feature_cache": ("hit" if data.cache_hits and all(data.cache_hits) else
                               "miss" if cache is not None else "none"),

@@ -8,6 +8,7 @@ mode: every experiment re-seeds every generator and builds its model, optimiser 
 Protocol (one JSON object per line; orze.daemon.warm is the other end):
     stdin   jobs     {"run_dir": ..., "root": ..., "claimed_at": <unix time>, "device": null}
     fd 1    events   {"event": "ready", "pid", "import_s", "device"}
+                     {"event": "progress", "run_dir", "epoch"}   (after each epoch: the daemon judges it now)
                      {"event": "done", "run_dir", "code", "rss_mb", "jobs", "retire": null | reason}
 While a job runs, the process's stdout and stderr (fds 1 and 2, so C libraries too) go to that
 run's worker.out; between jobs to the slot log. The event channel is a private copy of the original
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         with Redirect(run_dir / RUN_OUTPUT):
             code = run_job(run_dir, Layout.at(job.get("root") or run_dir.parents[2]), job.get("device"),
                            claimed_at=job.get("claimed_at"), cache=cache,
-                           worker={"mode": str(WorkerMode.WARM), "pid": os.getpid(), "jobs": jobs})
+                           worker={"mode": str(WorkerMode.WARM), "pid": os.getpid(), "jobs": jobs},
+                           notify=lambda epoch: send({"event": "progress", "run_dir": str(run_dir), "epoch": epoch}))
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ import yaml
 
 from orze.config import ConfigError, ProjectConfig, load_project
 from orze.daemon.pruner import Pruner, check_keys
-from orze.layout import RUN_PROGRESS, RUN_PRUNE, Layout
+from orze.layout import RUN_JUDGED, RUN_PROGRESS, RUN_PRUNE, Layout
 from orze.space import load_space
 from orze.store.leaderboard import append_row
 from orze.vocab import EventKind
@@ -162,3 +162,48 @@ def test_unknown_comparable_key_is_a_clear_error():
     (d / "configs" / "orze.yaml").write_text(yaml.safe_dump({"pruning": {"rule": "asha"}}))
     with pytest.raises(ConfigError, match=r"pruning.rule: .*'median' or 'successive_halving'"):
         load_project(Layout.at(d))
+
+
+def _judged(run):
+    return json.loads((run.run_dir / RUN_JUDGED).read_text())
+
+
+def test_verdicts_are_announced_for_the_worker_to_await(tmp_path):
+    layout, pruner, events = _setup(tmp_path, settings={"await_verdict_s": 7.5})
+    good = _run(layout, "good")
+    pruner.tick([good])     # watched before its first epoch: the worker knows a verdict will come
+    assert _judged(good) == {"epoch": 0, "next": 2, "await_s": 7.5}   # epoch 1 is warm-up
+    _epoch(good, 1, 0.65)
+    pruner.tick([good])
+    assert _judged(good) == {"epoch": 1, "next": 2, "await_s": 7.5}
+    _epoch(good, 2, 0.75)
+    pruner.tick([good])
+    assert _judged(good)["epoch"] == 2 and pruner.judging()
+    bad = _run(layout, "bad")
+    for e in (1, 2):
+        _epoch(bad, e, 0.1)
+    pruner.tick([good, bad])
+    assert (bad.run_dir / RUN_PRUNE).exists()
+    assert not (bad.run_dir / RUN_JUDGED).exists()     # a stop is prune.json, never a "go on"
+    pruner.tick([bad])
+    assert not pruner.judging()                        # the only run left has been asked to stop
+
+
+def test_no_verdict_is_announced_for_runs_never_judged(tmp_path):
+    layout, pruner, _ = _setup(tmp_path)
+    never = _run(layout, "never", meta={"prune": "never"})
+    pruner.tick([never])
+    assert not (never.run_dir / RUN_JUDGED).exists() and not pruner.judging()
+    layout2, off, _ = _setup(tmp_path / "b", settings={"enabled": False})
+    r = _run(layout2, "r")
+    off.tick([r])
+    assert not (r.run_dir / RUN_JUDGED).exists() and not off.judging()
+
+
+def test_successive_halving_announces_its_next_rung(tmp_path):
+    layout, pruner, _ = _setup(tmp_path, settings={"rule": "successive_halving", "warmup_epochs": 0,
+                                                   "await_verdict_s": 0})
+    r = _run(layout, "r")
+    _epoch(r, 1, 0.9)
+    pruner.tick([r])
+    assert _judged(r) == {"epoch": 1, "next": 3, "await_s": 0}      # rungs 1, 3, 9: no wait at epoch 2

@@ -158,3 +158,20 @@ def test_protected_ideas():
     assert protected({"prune": "never"}) == "prune: never"
     assert protected({"source": "replicate", "prune": "auto"}) == "a replicate"
     assert protected({"source": "llm"}) is None and protected({"prune": "auto"}) is None
+
+
+def test_next_judgeable_epoch():
+    from orze.pruning.rules import next_judgeable
+    median = PruningConfig(warmup_epochs=2)
+    assert [next_judgeable(median, e) for e in (0, 1, 2, 3, 7)] == [3, 3, 3, 4, 8]
+    halving = PruningConfig(rule="successive_halving", warmup_epochs=0, reduction_factor=3, min_resource=1)
+    assert [next_judgeable(halving, e) for e in (0, 1, 2, 3, 8, 9)] == [1, 3, 3, 9, 9, 27]
+    late = PruningConfig(rule="successive_halving", warmup_epochs=4, reduction_factor=2, min_resource=2)
+    assert [next_judgeable(late, e) for e in (0, 4, 8)] == [8, 8, 16]
+    # it agrees with decide: no epoch before it can be pruned, whatever the runs compared with
+    for s in (median, halving, late):
+        comparable = [Curve((0.9,) * 40) for _ in range(6)]
+        for after in range(12):
+            nxt = next_judgeable(s, after)
+            assert not any(decide([0.0] * e, comparable, s).prune for e in range(after + 1, nxt))
+            assert decide([0.0] * nxt, comparable, s).prune
