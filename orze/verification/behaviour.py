@@ -189,8 +189,15 @@ def _data(c, config, effective, ev, metrics, expect, tol, _):
     alpha = float(config.get("mixup_alpha", 0.0))
     mixed, batches = d["mixed_batches"], d.get("sampled_batches", d["batches"])
     if alpha > 0:
-        c.check("data.mixup", batches > 0 and mixed >= 0.5 * batches,
-                f"mixup_alpha: {alpha:g} requested but only {mixed} of {batches} sampled batches had mixed targets")
+        # half the batches a Beta(α, α) draw shows as mixed (a batch of one class shows no mix),
+        # less a binomial margin; a small α shows few, and one so small that it shows none is
+        # indistinguishable from no mixup: nothing to check then
+        p = ref.mixed_batch_share(alpha)
+        bar = 0.5 * p * batches - 3 * math.sqrt(batches * p * (1 - p))
+        if batches == 0 or bar > 0:
+            c.check("data.mixup", batches > 0 and mixed >= bar,
+                    f"mixup_alpha: {alpha:g} requested but only {mixed} of {batches} sampled batches had "
+                    f"mixed targets (Beta({alpha:g}, {alpha:g}) shows a mix in {p:.0%} of batches)")
     else:
         c.check("data.mixup", mixed == 0,
                 f"mixup_alpha: 0 requested but {mixed} of {batches} sampled batches had soft (mixed) targets")

@@ -191,6 +191,19 @@ def lr_at(scheduler: str, base: float, step: int, total: int) -> float | None:
 
 # --- sampling ---------------------------------------------------------------------------------
 
+MIXED_TARGET_EPS = 1e-6   # a target this far inside (0, 1) counts as mixed (the worker's recorder)
+
+
+def mixed_batch_share(alpha: float, eps: float = MIXED_TARGET_EPS) -> float:
+    """The chance that mixup's λ ~ Beta(α, α) lands where a mixed target can be seen, eps < λ <
+    1 - eps. Near 1 for usual α; for a small α most draws sit at 0 or 1 (about 13% are seen at α
+    0.01), so "few batches mixed" is then what a correct run shows."""
+    if alpha <= 0:
+        return 0.0
+    from scipy.special import betainc
+    return float(max(0.0, 1.0 - 2.0 * betainc(alpha, alpha, eps)))
+
+
 def expected_positive_fraction(positives: int, n: int, ratio: float) -> float:
     """Share of positives among drawn rows when positives are drawn `ratio` times as often."""
     pi = positives / max(n, 1)

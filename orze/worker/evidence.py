@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from orze.verification.reference import MIXED_TARGET_EPS
+
 SAMPLED_STEPS = 8             # dropout rates, mixing, noise and gradient norms are measured on
                               # the first steps of each epoch (counts, sizes, positives and
                               # learning rates on every step)
@@ -183,7 +185,7 @@ class Recorder:
         if self.epoch_step >= SAMPLED_STEPS:
             return
         self.sampled_batches += 1
-        self.mixed += ((y_used > 1e-6) & (y_used < 1 - 1e-6)).any()
+        self.mixed += ((y_used > MIXED_TARGET_EPS) & (y_used < 1 - MIXED_TARGET_EPS)).any()
         if not mixup and x_used.shape == x_drawn.shape:
             k = NOISE_ROWS
             m = mask[:k].unsqueeze(-1)
