@@ -87,10 +87,13 @@ class Dashboard:
         self.analysis = AnalysisCache(layout, analysis_interval_s)
         self.config_error: str | None = None
         specs = []
+        self.higher_first = True   # the ranked metric's direction: the leaderboard's default order
         try:
             from orze.config import load_project
 
-            specs = load_project(layout).agents
+            project = load_project(layout)
+            specs = project.agents
+            self.higher_first = project.task.spec.direction == "max"
         except Exception as e:  # the dashboard still shows the campaign with a broken config
             self.config_error = str(e)
         self.agents = campaign.AgentView(layout, specs)
@@ -187,8 +190,13 @@ class Dashboard:
             per = int(params.get("per", 50))
         except ValueError:
             raise QueryError("page and per must be whole numbers")
-        return Query(sort=params.get("sort", "metric"), desc=params.get("desc", "1") != "0",
-                     filters=filters, page=page, per_page=per)
+        sort = params.get("sort", "metric")
+        # best first by default: for a minimised metric (log_loss) that is ascending
+        desc = params["desc"] != "0" if "desc" in params else (sort != "metric" or self.higher_first)
+        return Query(sort=sort, desc=desc, filters=filters, page=page, per_page=per)
+
+    def default_query(self) -> Query:
+        return Query(desc=self.higher_first)
 
     def render(self, name: str, request: Request, status_code: int = 200, **ctx) -> HTMLResponse:
         partial = request.headers.get("x-orze-partial") == "1"
@@ -214,7 +222,8 @@ def create_app(layout: Layout, *, token: str | None = None, loopback_only: bool 
             page = dash.index.query(q)
             error = None
         except QueryError as e:
-            q, page, error = Query(), dash.index.query(Query()), str(e)
+            q, error = dash.default_query(), str(e)
+            page = dash.index.query(q)
         sortable, filterable = dash.index.fields()
         params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "token")]
         return dash.render("leaderboard.html", request, page_name="leaderboard", q=q, p=page, error=error,
