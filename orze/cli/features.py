@@ -145,7 +145,7 @@ def _warn_lengths(layout, backbone: str) -> None:
 @features_app.command("check")
 def check_cmd(
     backbone: Optional[list[str]] = typer.Option(None, "--backbone", "-b", help="Check only these stores (repeatable)."),
-    max_rate_ratio: float = typer.Option(2.0, "--max-rate-ratio", help="Warn when split positive rates differ more than this factor."),
+    max_rate_ratio: float = typer.Option(2.0, "--max-rate-ratio", help="Warn when split positive rates (a multiclass task: class shares against train's) differ more than this factor."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     root: Optional[Path] = RootOption,
 ) -> None:
@@ -172,10 +172,16 @@ def check_cmd(
             console.print(t)
         if report.splits:
             t = Table(title="Split")
-            for col in ("split", "clips", "positives", "rate"):
+            binary = max(len(sm.class_counts) for sm in report.splits) <= 2
+            for col in ("split", "clips", *(("positives", "rate") if binary else ("classes", "clips per class"))):
                 t.add_column(col)
             for sm in report.splits:
-                t.add_row(sm.split, str(sm.clips), str(sm.positives), f"{sm.rate:.1%}")
+                if binary:
+                    t.add_row(sm.split, str(sm.clips), str(sm.positives), f"{sm.rate:.1%}")
+                else:
+                    per = " ".join(f"{c}:{n}" for c, n in enumerate(sm.class_counts[:20]))
+                    more = f" … ({len(sm.class_counts) - 20} more)" if len(sm.class_counts) > 20 else ""
+                    t.add_row(sm.split, str(sm.clips), str(sum(1 for n in sm.class_counts if n)), per + more)
             console.print(t)
         for i in report.issues:
             colour = "red" if i.level == "error" else "yellow"

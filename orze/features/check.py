@@ -12,8 +12,11 @@ Lengths (orze.features.lengths): a ragged store's lengths.npy readable and valid
 row); warnings when the space's default or largest `seq_len` drops real frames, when a store is
 mostly padding, and when a store without lengths ends its clips in all-zero frames (hand padding).
 Split: clips.csv readable, each clip id once (a clip in two splits breaks disjointness), train and
-val present (test: warning), both labels in every split (AP is undefined otherwise), and positive
-rates of the splits within a factor `max_rate_ratio` of each other (warning).
+val present (test: warning), the labels fitting `task.type` by the daemon's own rule
+(orze.task.classes_from_labels). Binary: both labels in every split (AP is undefined otherwise)
+and positive rates within a factor `max_rate_ratio` of each other (warning). Multiclass: a class
+absent from a split (warning: its per-class terms of macro metrics are undefined there) and class
+shares of val/test within `max_rate_ratio` of train's (warning).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import json
 from orze.features.lengths import length_issues, length_stats, seq_len_effect, seq_len_values, trailing_zero_frames
 from orze.features.store import PARTIAL_DIR, SPLITS, Clip, FeatureStoreError, check_lengths, read_clips
 from orze.layout import Layout, STORE_CLIPS, STORE_FEATURES, STORE_LENGTHS, STORE_META
+from orze.task import TaskError, classes_from_labels
+from orze.vocab import TaskType
 
 Level = Literal["error", "warning"]
 
@@ -46,7 +51,12 @@ class Issue:
 class SplitSummary:
     split: str
     clips: int
-    positives: int
+    class_counts: list[int]           # clips per class index 0..K-1
+
+    @property
+    def positives(self) -> int:
+        """Clips of class 1 (a binary task's positives)."""
+        return self.class_counts[1] if len(self.class_counts) > 1 else 0
 
     @property
     def rate(self) -> float:
@@ -73,7 +83,7 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "issues": [asdict(i) for i in self.issues],
-                "splits": [asdict(s) | {"rate": s.rate} for s in self.splits],
+                "splits": [asdict(s) | {"positives": s.positives, "rate": s.rate} for s in self.splits],
                 "stores": self.stores}
 
 
@@ -92,8 +102,8 @@ def _first(items: list[str], n: int = 5) -> str:
 
 # --- split integrity (pure) --------------------------------------------------------------------
 
-def check_split(clips: list[Clip], path: Path | str = "features/clips.csv",
-                max_rate_ratio: float = 2.0) -> tuple[list[Issue], list[SplitSummary]]:
+def check_split(clips: list[Clip], path: Path | str = "features/clips.csv", max_rate_ratio: float = 2.0,
+                task_type: TaskType | str = TaskType.BINARY) -> tuple[list[Issue], list[SplitSummary]]:
     issues: list[Issue] = []
     by_id: dict[str, list[Clip]] = defaultdict(list)
     for c in clips:
@@ -110,13 +120,30 @@ def check_split(clips: list[Clip], path: Path | str = "features/clips.csv",
         issues.append(_err("duplicate-clip", path,
                            f"{len(dup)} clip id(s) listed more than once: {_first(dup)}"))
     counts = Counter(c.split for c in clips)
-    pos = Counter(c.split for c in clips if c.label == 1)
-    summaries = [SplitSummary(s, counts[s], pos[s]) for s in SPLITS if counts[s]]
     for s in ("train", "val"):
         if not counts[s]:
             issues.append(_err("split-missing", path, f"no '{s}' clips"))
     if not counts["test"]:
         issues.append(_warn("split-missing", path, "no 'test' clips (the test metric stays empty)"))
+    labels = {s: [c.label for c in clips if c.split == s] for s in SPLITS if counts[s]}
+    try:
+        classes = classes_from_labels(labels, task_type, path)
+    except TaskError as e:
+        issues.append(_err("labels", path, str(e).removeprefix(f"{path}: ")))
+        k = max(max((c.label for c in clips), default=1) + 1, 2)
+        per_split = {s: [sum(1 for y in ys if y == c) for c in range(k)] for s, ys in labels.items()}
+    else:
+        per_split = classes.per_split
+    summaries = [SplitSummary(s, counts[s], per_split[s]) for s in SPLITS if counts[s]]
+    if TaskType(task_type) == TaskType.BINARY:
+        issues += _binary_balance(summaries, path, max_rate_ratio)
+    else:
+        issues += _class_balance(summaries, path, max_rate_ratio)
+    return issues, summaries
+
+
+def _binary_balance(summaries: list[SplitSummary], path, max_rate_ratio: float) -> list[Issue]:
+    issues = []
     for sm in summaries:
         if sm.positives in (0, sm.clips):
             only = "positive" if sm.positives else "negative"
@@ -131,7 +158,33 @@ def check_split(clips: list[Clip], path: Path | str = "features/clips.csv",
             issues.append(_warn("label-balance", path,
                                 f"positive rate {hi.rate:.1%} in '{hi.split}' vs {lo.rate:.1%} in "
                                 f"'{lo.split}' (more than {max_rate_ratio:g}x apart)"))
-    return issues, summaries
+    return issues
+
+
+def _class_balance(summaries: list[SplitSummary], path, max_rate_ratio: float) -> list[Issue]:
+    issues = []
+    train = next((sm for sm in summaries if sm.split == "train"), None)
+    for sm in summaries:
+        absent = [c for c, n in enumerate(sm.class_counts) if n == 0]
+        if absent:
+            issues.append(_warn("class-missing", path,
+                                f"split '{sm.split}' has no clip of class(es) {_first([str(c) for c in absent])} "
+                                f"(their per-class terms of macro metrics are undefined there)"))
+    if train is None or not train.clips:
+        return issues
+    for sm in summaries:
+        if sm is train or not sm.clips:
+            continue
+        apart = []
+        for c, (n_train, n) in enumerate(zip(train.class_counts, sm.class_counts)):
+            a, b = n_train / train.clips, n / sm.clips
+            if a > 0 and b > 0 and max(a, b) > max_rate_ratio * min(a, b):
+                apart.append(f"class {c}: {a:.1%} in 'train' vs {b:.1%}")
+        if apart:
+            issues.append(_warn("label-balance", path,
+                                f"class shares in '{sm.split}' more than {max_rate_ratio:g}x from train's: "
+                                + "; ".join(apart[:5]) + (f" (+{len(apart) - 5} more)" if len(apart) > 5 else "")))
+    return issues
 
 
 # --- one store (pure over its parts) -----------------------------------------------------------
@@ -216,6 +269,16 @@ def store_dirs(features: Path) -> list[Path]:
                   if d.is_dir() and any((d / m).exists() for m in marks))
 
 
+def _task_type(layout: Layout) -> TaskType:
+    """The project's task.type (binary when configs/orze.yaml cannot be read: its own error is
+    `orze run`'s to give)."""
+    from orze.config import ConfigError, load_project
+    try:
+        return load_project(layout).task.type
+    except (ConfigError, OSError):
+        return TaskType.BINARY
+
+
 def check_features(layout: Layout, backbones: list[str] | None = None,
                    max_rate_ratio: float = 2.0) -> CheckReport:
     report = CheckReport()
@@ -229,7 +292,7 @@ def check_features(layout: Layout, backbones: list[str] | None = None,
         if not clips:
             report.issues.append(_err("clips-csv", clips_csv, "no clips"))
         else:
-            issues, report.splits = check_split(clips, clips_csv, max_rate_ratio)
+            issues, report.splits = check_split(clips, clips_csv, max_rate_ratio, _task_type(layout))
             report.issues += issues
             clip_ids = [c.clip_id for c in clips]
 

@@ -71,6 +71,28 @@ def test_label_balance_warns_beyond_the_ratio():
     assert issues == []
 
 
+def test_labels_are_checked_by_the_task_type():
+    three = [Clip(f"{s}{c}{i}", c, s) for s in ("train", "val", "test") for c in range(3) for i in range(2)]
+    issues, summaries = check_split(three, task_type="multiclass")
+    assert issues == [] and [sm.class_counts for sm in summaries] == [[2, 2, 2]] * 3
+    # a binary task given three classes: the daemon's own rule, with what to set
+    issues, _ = check_split(three)
+    assert codes(issues) == ["labels"] and "set task.type: multiclass" in issues[0].message
+    # multiclass: no single-class error for "no class 1" semantics; a class absent from val warns,
+    # shares far from train's warn, a class absent everywhere is the daemon's error
+    no_val_2 = [c for c in three if not (c.split == "val" and c.label == 2)]
+    issues, _ = check_split(no_val_2, task_type="multiclass")
+    assert codes(issues, "error") == [] and "class-missing" in codes(issues, "warning")
+    assert any("'val' has no clip of class(es) 2" in i.message for i in issues)
+    skewed = three + [Clip(f"x{i}", 0, "test") for i in range(10)]
+    issues, _ = check_split(skewed, task_type="multiclass")
+    assert codes(issues) == ["label-balance"] and "'test'" in issues[0].message
+    assert check_split(skewed, max_rate_ratio=20, task_type="multiclass")[0] == []
+    gap = [c for c in three if c.label != 1]
+    issues, _ = check_split(gap, task_type="multiclass")
+    assert codes(issues, "error") == ["labels"] and "every class present" in issues[0].message
+
+
 def test_unreadable_clips_csv(tmp_path):
     layout = _research(tmp_path)
     layout.clips_csv.write_text("clip_id,label,split\na,yes,train\n")
