@@ -157,6 +157,10 @@ class Layout:
         """A node's own files (its warm workers' slot logs); its heartbeat is nodes/<node>.json."""
         return self.nodes / node
 
+    def node_curves(self, node: str) -> Path:
+        """The epochs of the runs a node is running, one JSON line each, for other nodes' pruners."""
+        return self.node_dir(node) / NODE_CURVES
+
     @property
     def agents(self) -> Path:
         return self.runs / "agents"
@@ -228,6 +232,7 @@ RUN_PREDICTIONS = "predictions.npz"   # per split (val, test): ids, labels, prob
 RUN_WEIGHTS = "weights.pt"            # the selected epoch's weights (worker.keep_weights: best)
 RUN_PROGRESS = "progress.jsonl"    # one JSON line per finished epoch, appended by the worker
 RUN_PRUNE = "prune.json"           # the pruner's stop request, checked by the worker per epoch
+NODE_CURVES = "curves.jsonl"       # under runs/nodes/<node>/: its running runs' epochs (pruning)
 RUN_JUDGED = "judged.json"         # the pruner's latest "go on" verdict, which a worker may await
 
 # Files inside one feature store (features/<backbone>/).

@@ -4,8 +4,11 @@ the comparable recorded runs, and asks a hopeless run to stop (docs/pruning.md).
 Polled once per loop pass (`tick`). What it reads, and why it needs no scan of run directories:
 - recorded runs' curves from the leaderboard, through its own incremental tail (only new bytes
   each pass), folded into an orze.pruning.index.CurveIndex: runs recorded by every node;
-- each running run's runs/exp/<id>/progress.jsonl, from where it last stopped reading (a stat
-  per pass, a read when it grew).
+- each running run's runs/exp/<id>/progress.jsonl, from where it last stopped reading (one
+  read of the new bytes per pass); each new epoch is also appended to this node's
+  runs/nodes/<node>/curves.jsonl, so that
+- other nodes' running runs count too: their curves.jsonl files, read incrementally at most
+  every FEED_REFRESH_S (the directory listing of runs/nodes/ finds new nodes).
 The decision is orze.pruning.rules.decide, applied to each new epoch in order. A stop request is
 runs/exp/<id>/prune.json (written atomically) plus one `prune_requested` event; the worker stops
 at its next epoch boundary and the run is recorded `pruned` (orze.daemon.outcome). Any other
@@ -21,27 +24,31 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from orze.config import ConfigError, ProjectConfig
 from orze.daemon.expect import run_context
-from orze.layout import RUN_JUDGED, RUN_PROGRESS, RUN_PRUNE, Layout
+from orze.layout import NODE_CURVES, RUN_JUDGED, RUN_PROGRESS, RUN_PRUNE, Layout
 from orze.pruning.index import CurveIndex
 from orze.pruning.rules import decide, next_judgeable, protected
 from orze.space import Space
-from orze.store.atomic import atomic_write_json
+from orze.store.atomic import append_line, atomic_write_json
+from orze.store.jsonl_tail import LineTail
 from orze.store.leaderboard import Tail
 from orze.vocab import EventKind
 
 log = logging.getLogger(__name__)
 COLD_POLL_S = 0.1   # how often a judged run without an event pipe is looked at
+FEED_REFRESH_S = 1.0   # how often other nodes' running curves are read
 
 
 @dataclass
 class Watched:
-    offset: int = 0
+    tail: LineTail
+    key: str
     curve: list[Any] = field(default_factory=list)
     judged: int = 0            # epochs already judged
     announced: int = -1        # the judged epoch judged.json says
@@ -73,6 +80,14 @@ class Pruner:
         self.index = CurveIndex(keys)
         self.watched: dict[str, Watched] = {}
         self.requests = 0
+        self.feed = layout.node_curves(node)
+        if self.settings.enabled:
+            try:
+                self.feed.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:   # publishing fails later and says so; judging works without it
+                log.warning("cannot create %s: %s", self.feed.parent, e)
+        self.feeds: dict[str, LineTail] = {}      # other nodes' curves.jsonl
+        self._next_feeds = 0.0
 
     def tick(self, running: Iterable[Any]) -> None:
         if not self.settings.enabled:
@@ -80,6 +95,7 @@ class Pruner:
         try:
             for row in self.tail.new_rows():
                 self.index.add(row)
+            self._read_feeds()
             live = set()
             for r in running:
                 live.add(r.entry.id)
@@ -92,11 +108,12 @@ class Pruner:
     def _judge(self, r) -> None:
         w = self.watched.get(r.entry.id)
         if w is None:
-            w = self.watched[r.entry.id] = Watched(skip=protected(r.entry.meta))
+            w = self.watched[r.entry.id] = Watched(LineTail(r.run_dir / RUN_PROGRESS), self.index.key(r.entry.config),
+                                                   skip=protected(r.entry.meta))
         if w.requested or w.skip:
             return
         if self._read(r, w):
-            comparable = self.index.comparable(r.entry.config)
+            comparable = self.index.comparable(r.entry.config, exclude=r.entry.id)
             for epoch in range(w.judged + 1, len(w.curve) + 1):
                 verdict = decide(w.curve[:epoch], comparable, self.settings, self.spec.direction)
                 w.judged = epoch
@@ -118,26 +135,44 @@ class Pruner:
         w.announced = w.judged
 
     def _read(self, r, w: Watched) -> bool:
-        """Read progress lines appended since the last look; True if there are new epochs."""
-        path = r.run_dir / RUN_PROGRESS
-        try:
-            with open(path, "rb") as f:
-                f.seek(w.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return False
-        end = data.rfind(b"\n") + 1   # a line still being written waits for the next pass
+        """Read progress lines appended since the last look; True if there are new epochs. Each
+        new epoch also goes to this node's curves.jsonl and into the index as in flight."""
+        entries = w.tail.new()
+        if w.tail.restarted:   # the file was replaced: a new execution of the run
+            w.curve, w.judged, w.announced = [], 0, -1
         before = len(w.curve)
-        for raw in data[:end].splitlines():
+        lines = []
+        for entry in entries:
+            if entry.get("epoch") == len(w.curve) + 1:
+                value = entry.get(self.spec.history_key)
+                w.curve.append(value)
+                self.index.progress(r.entry.id, w.key, len(w.curve), value)
+                lines.append(json.dumps({"id": r.entry.id, "key": w.key, "epoch": len(w.curve), "value": value},
+                                        default=str) + "\n")
+        if lines:
             try:
-                entry = json.loads(raw)
-            except ValueError:
-                log.warning("%s: skipped a progress line that is not JSON", path)
-                continue
-            if isinstance(entry, dict) and entry.get("epoch") == len(w.curve) + 1:
-                w.curve.append(entry.get(self.spec.history_key))
-        w.offset += end
+                append_line(self.feed, "".join(lines).encode(), durable=False)
+            except OSError as e:   # others judge without these epochs; this node's decisions stand
+                log.warning("could not publish running curves to %s: %s", self.feed, e)
         return len(w.curve) > before
+
+    def _read_feeds(self) -> None:
+        """Other nodes' running runs' epochs, at most every FEED_REFRESH_S."""
+        now = time.monotonic()
+        if now < self._next_feeds:
+            return
+        self._next_feeds = now + FEED_REFRESH_S
+        try:
+            nodes = [e.name for e in os.scandir(self.layout.nodes) if e.is_dir() and e.name != self.node]
+        except FileNotFoundError:
+            nodes = []
+        for node in nodes:
+            tail = self.feeds.setdefault(node, LineTail(self.layout.nodes / node / NODE_CURVES))
+            for line in tail.new():
+                try:
+                    self.index.progress(str(line["id"]), str(line["key"]), int(line["epoch"]), line.get("value"))
+                except (KeyError, TypeError, ValueError):
+                    continue
 
     def _request(self, r, w: Watched, verdict) -> None:
         request = {**verdict.as_dict(), "rule": self.settings.rule, "node": self.node, "at": time.time(),

@@ -7,6 +7,13 @@ per epoch, written by the daemon when it records a run) and, for a pruned row, c
 epoch the pruner judged, so a pruned run counts where it was stopped, as Optuna counts a pruned
 trial. `CurveIndex` folds rows in one at a time (the daemon feeds it its incremental leaderboard
 tail): no per-epoch scan of run directories, and every node sees every node's recorded runs.
+
+Runs still in flight, on this node or another, count too, as Optuna counts a running trial's
+intermediate values: `progress(run_id, key, epoch, value)` extends a running run's curve (each
+node's pruner publishes its runs' epochs to runs/nodes/<node>/curves.jsonl and reads the other
+nodes' files incrementally). An in-flight curve is not completed, so the median rule, which
+compares with completed runs only, never reads it; successive halving does. Once a run is
+recorded its row's curve replaces the in-flight one.
 """
 
 from __future__ import annotations
@@ -43,14 +50,39 @@ class CurveIndex:
         self.keys = list(keys)
         self.groups: dict[str, list[Curve]] = defaultdict(list)
         self.seen: set[str] = set()
+        self.inflight: dict[str, dict[str, tuple[float, ...]]] = defaultdict(dict)   # key -> id -> values
+        self._inflight_key: dict[str, str] = {}
+
+    def key(self, config: dict[str, Any]) -> str:
+        return comparable_key(config, self.keys)
 
     def add(self, row: dict[str, Any]) -> None:
         rid = str(row.get("id"))
-        curve = row_curve(row)
-        if curve is None or rid in self.seen or not isinstance(row.get("config"), dict):
+        if rid in self._inflight_key:   # recorded (whatever its status): its row is what counts now
+            self.inflight[self._inflight_key.pop(rid)].pop(rid, None)
+        if rid in self.seen:            # readers keep the first row per id
             return
         self.seen.add(rid)
-        self.groups[comparable_key(row["config"], self.keys)].append(curve)
+        curve = row_curve(row)
+        if curve is not None and isinstance(row.get("config"), dict):
+            self.groups[self.key(row["config"])].append(curve)
 
-    def comparable(self, config: dict[str, Any]) -> list[Curve]:
-        return self.groups.get(comparable_key(config, self.keys), [])
+    def progress(self, run_id: str, key: str, epoch: int, value: Any) -> None:
+        """A running run finished `epoch` (1 restarts its curve: a new execution of the run)."""
+        if run_id in self.seen:
+            return
+        if self._inflight_key.get(run_id, key) != key:
+            self.inflight[self._inflight_key[run_id]].pop(run_id, None)
+        values = self.inflight[key].get(run_id, ())
+        if epoch == 1:
+            values = ()
+        if epoch != len(values) + 1:
+            return
+        self.inflight[key][run_id] = values + (value,)
+        self._inflight_key[run_id] = key
+
+    def comparable(self, config: dict[str, Any], exclude: str | None = None) -> list[Curve]:
+        """Recorded comparable curves, then in-flight ones (not completed), never `exclude`'s."""
+        key = self.key(config)
+        running = [Curve(v, completed=False) for rid, v in self.inflight.get(key, {}).items() if rid != exclude]
+        return self.groups.get(key, []) + running

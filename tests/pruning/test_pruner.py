@@ -207,3 +207,43 @@ def test_successive_halving_announces_its_next_rung(tmp_path):
     _epoch(r, 1, 0.9)
     pruner.tick([r])
     assert _judged(r) == {"epoch": 1, "next": 3, "await_s": 0}      # rungs 1, 3, 9: no wait at epoch 2
+
+
+def test_running_runs_on_other_nodes_count_without_any_run_directory_scan(tmp_path):
+    # successive halving (rung 1): nothing recorded yet; four runs in flight on node n2, one on n1
+    layout, n1, events = _setup(tmp_path, rows=0, settings={"rule": "successive_halving", "warmup_epochs": 0})
+    project = ProjectConfig.model_validate({"pruning": {"rule": "successive_halving", "warmup_epochs": 0,
+                                                        "min_comparable": 4}})
+    n2 = Pruner(layout, project, _space(), lambda kind, **f: None, "n2")
+    elsewhere = [_run(layout, f"e{i}") for i in range(4)]
+    for i, r in enumerate(elsewhere):
+        _epoch(r, 1, 0.8 + i / 100)
+    n2.tick(elsewhere)
+    feed = [json.loads(line) for line in layout.node_curves("n2").read_text().splitlines()]
+    assert [(f["id"], f["epoch"]) for f in feed] == [(f"e{i}", 1) for i in range(4)]
+    mine = _run(layout, "mine")
+    _epoch(mine, 1, 0.1)
+    n1.tick([mine])
+    assert [(f["id"], f["epoch"]) for _, f in events] == [("mine", 1)]   # judged against n2's runs
+    assert "top 1 of 5" in json.loads((mine.run_dir / RUN_PRUNE).read_text())["reason"]
+
+
+def test_in_flight_curves_never_count_for_the_median_and_give_way_to_the_row(tmp_path):
+    layout, n1, events = _setup(tmp_path, rows=0)
+    project = ProjectConfig.model_validate({"pruning": {"warmup_epochs": 1, "min_comparable": 4}})
+    n2 = Pruner(layout, project, _space(), lambda kind, **f: None, "n2")
+    elsewhere = [_run(layout, f"e{i}") for i in range(4)]
+    for r in elsewhere:
+        _epoch(r, 1, 0.9)
+        _epoch(r, 2, 0.9)
+    n2.tick(elsewhere)
+    mine = _run(layout, "mine")
+    _epoch(mine, 1, 0.1)
+    _epoch(mine, 2, 0.1)
+    n1.tick([mine])
+    assert events == []                       # Optuna's median reads completed runs only
+    assert len(n1.index.comparable(CFG, exclude="mine")) == 4
+    append_row(layout, {"id": "e0", "status": "done", "config": dict(CFG), "curve": [0.9, 0.9, 0.5]})
+    n1.tick([mine])
+    curves = n1.index.comparable(CFG, exclude="mine")
+    assert len(curves) == 4 and sum(c.completed for c in curves) == 1   # e0's row replaced its flight
