@@ -83,6 +83,7 @@ def research_dir(root: Path, features: Path, mode: str, slots: int, device: str,
     proj = yaml.safe_load(layout.project_config.read_text())
     proj["agents"] = []
     proj["sweeps"] = {"enabled": False}  # a fixed mix: no auto-sweep variants
+    proj["pruning"] = {"enabled": False}  # and every run its whole schedule
     sched = proj["scheduler"]
     sched.update({"poll_s": 1.0, "threads_per_slot": threads})
     if device == "cuda":

@@ -157,6 +157,9 @@ def stress(root: Path, daemons: int = 4, ideas: int = 2000, duplicates: int = 40
         "daemons": daemons, "ideas_submitted": len(seeds), "unique": len(unique),
         "daemon_kills": killed_daemons, "worker_kills": killed_workers,
         "completed": len(rows), "done": sum(r["status"] == "done" for r in rows),
+        # the built-in worker (--worker warm) is judged by the pruner (on by default): a pruned run
+        # is as final as a done one
+        "pruned": sum(r["status"] == "pruned" for r in rows),
         "duplicates_refused": sum(1 for r in rejected if r.get("duplicate_of")),
         "double_runs": (len(ids) - len(set(ids))) + (len(fps) - len(set(fps))),
         "lost": len(set(unique) - set(done)),
@@ -167,7 +170,7 @@ def stress(root: Path, daemons: int = 4, ideas: int = 2000, duplicates: int = 40
     }
     counts["ok"] = (counts["double_runs"] == 0 and counts["lost"] == 0 and done == unique
                     and counts["duplicates_refused"] == duplicates and counts["queue_left"] == 0
-                    and counts["claims_left"] == 0 and counts["done"] == len(unique)
+                    and counts["claims_left"] == 0 and counts["done"] + counts["pruned"] == len(unique)
                     and counts["warm_workers_left"] == 0)
     return counts
 

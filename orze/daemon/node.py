@@ -213,8 +213,9 @@ class Daemon:
         if self.pool is not None and not self.stopping:
             fds += self.pool.starting_fds()
         timeout = max(0.0, min(horizon - now, 1.0))
-        if self.pool is None and self.pruner.judging():
-            timeout = min(timeout, COLD_POLL_S)  # a cold worker has no event pipe to wake us after an epoch
+        if self.pool is None and not self.project.worker.command and self.pruner.judging():
+            # the built-in worker run cold awaits verdicts and has no event pipe to wake us with
+            timeout = min(timeout, COLD_POLL_S)
         wait_for(fds, timeout, busy=bool(self.table.running()))
 
     # --- admission and starts ----------------------------------------------------------------

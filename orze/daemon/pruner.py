@@ -15,7 +15,8 @@ at its next epoch boundary and the run is recorded `pruned` (orze.daemon.outcome
 verdict updates runs/exp/<id>/judged.json (the last epoch judged, the next one the rule could
 prune at, `await_verdict_s`), which the built-in worker awaits at such an epoch so that a stop
 lands at the epoch judged (orze.worker.progress). A warm worker's event pipe wakes the daemon
-after each epoch; a cold run is looked at every COLD_POLL_S while it is judged (`poll_s`). Runs an idea
+after each epoch; a cold run of the built-in worker is looked at every COLD_POLL_S while it is
+judged; a custom command's progress is read at each pass (at least once a second). Runs an idea
 marks `prune: never`, and replicates, are never judged. Anything unreadable is skipped and
 logged: the pruner can only ever fail to stop a run, never stop the daemon.
 """
