@@ -32,6 +32,7 @@ Usage:
   python scripts/bench_pruning.py --dir D --phase on            # ... the other later; figures once
                                                                 #     both are in D
   python scripts/bench_pruning.py --rule successive_halving --comparable-by epochs scheduler backbone
+  python scripts/bench_pruning.py --dir D --replay              # other settings on D's off campaign
 """
 
 from __future__ import annotations
@@ -150,6 +151,61 @@ def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | N
     return statistics.stdev(values) if len(values) > 1 else None
 
 
+REPLAY = [   # (label, pruning settings, comparable_by)
+    ("median (default)", {}, ["epochs", "scheduler"]),
+    ("median, warm-up 0", {"warmup_epochs": 0}, ["epochs", "scheduler"]),
+    ("median, min_comparable 8", {"min_comparable": 8}, ["epochs", "scheduler"]),
+    ("median, percentile 25", {"percentile": 25}, ["epochs", "scheduler"]),
+    ("median, by epochs+scheduler+backbone", {}, ["epochs", "scheduler", "backbone"]),
+    ("successive halving", {"rule": "successive_halving"}, ["epochs", "scheduler"]),
+    ("successive halving, warm-up 0", {"rule": "successive_halving", "warmup_epochs": 0}, ["epochs", "scheduler"]),
+    ("successive halving, eta 2", {"rule": "successive_halving", "reduction_factor": 2}, ["epochs", "scheduler"]),
+]
+
+
+def replay(off_rows: list[dict], settings: dict, keys: list[str], slots: int, lag: int = 0) -> dict:
+    """What a setting would have done to the off campaign, from its recorded curves, with the
+    real decision (orze.pruning.decide) and index: runs in idea order, each judged against the
+    runs recorded before it (with `slots` slots, the previous slots-1 are still running), a run
+    stopped `lag` epochs after the judged one. An estimate: the real campaign's order of
+    recording differs a little (pruned runs end sooner)."""
+    from orze.pruning import PruningConfig, decide
+    from orze.pruning.index import CurveIndex
+
+    cfg = PruningConfig(**settings)
+    index = CurveIndex(keys)
+    rows = sorted(off_rows, key=lambda r: int(str(r["idea_name"]).split()[-1]))
+    running, total, saved, pruned = [], 0, 0, set()
+    for r in rows:
+        curve = list(r.get("curve") or [])
+        total += len(curve)
+        row = r
+        if r["status"] == "done":
+            comparable = index.comparable(r["config"])
+            for e in range(1, len(curve) + 1):
+                if decide(curve[:e], comparable, cfg).prune:
+                    stop = min(e + lag, len(curve))
+                    saved += len(curve) - stop
+                    pruned.add(r["id"])
+                    row = {**r, "status": "pruned", "curve": curve[:stop], "pruned": {"epoch": e}}
+                    break
+        running.append(row)
+        if len(running) >= slots:
+            index.add(running.pop(0))
+    best = max((r for r in rows if r["status"] == "done"), key=lambda r: r["metric"])
+    return {"epochs": total, "saved": saved / total if total else 0.0, "pruned": len(pruned),
+            "best_pruned": best["id"] in pruned}
+
+
+def print_replay(off_rows: list[dict], slots: int) -> None:
+    print("replay of the off campaign's curves (estimate; epochs saved, runs pruned, the best pruned?):")
+    for label, settings, keys in REPLAY:
+        r = replay(off_rows, settings, keys, slots)
+        late = replay(off_rows, settings, keys, slots, lag=1)
+        print(f"  {label:40s} saved {r['saved']:6.1%} (stop one epoch late: {late['saved']:6.1%}), "
+              f"pruned {r['pruned']:3d}, best pruned: {'YES' if r['best_pruned'] else 'no'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ideas", type=int, default=150)
@@ -163,10 +219,17 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--timeout", type=float, default=6 * 3600)
+    ap.add_argument("--replay", action="store_true",
+                    help="only replay the off campaign in --dir under several settings (an estimate)")
     ap.add_argument("--phase", choices=["off", "on", "both"], default="both",
                     help="run one campaign only (the figures are printed once both are in --dir)")
     args = ap.parse_args()
 
+    if args.replay:
+        if args.dir is None or not (args.dir / "off" / "bench.json").exists():
+            raise SystemExit("--replay needs --dir with a finished off campaign (--phase off)")
+        print_replay(summarise(args.dir / "off")["rows"], args.slots)
+        return 0
     work = args.dir or Path(tempfile.mkdtemp(prefix="orze-bench-pruning-"))
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base"
@@ -243,6 +306,7 @@ def main() -> int:
         print(f"true best in the pruned campaign: {on_row['status'] if on_row else 'absent'}, rank {rank}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
+    print_replay(off["rows"], args.slots)
     print(f"directories kept under {work}")
     return 0
 
