@@ -70,8 +70,9 @@ def register(app: typer.Typer) -> None:
 
         notifier = make_notifier(layout, node or default_node_id(), project)
         display = Display(quiet=quiet)
-        if not quiet:
-            display.capture_logs(getattr(logging, log_level.value.upper()))
+        # under --quiet warnings and errors still show, through the same sanitised lines
+        level = getattr(logging, log_level.value.upper())
+        display.capture_logs(max(level, logging.WARNING) if quiet else level)
         daemon = Daemon(layout, project, space, node=node,
                         bounds=RunBounds(max_experiments, until_idle, once),
                         on_event=display.event, agent_host=host, notifier=notifier)

@@ -86,7 +86,7 @@ class _ToDisplay(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.display.line(f"{record.levelname.lower()}: {record.getMessage()}")
+            self.display.line(f"{record.levelname.lower()}: {record.getMessage()}", always=True)
         except Exception:
             self.handleError(record)
 
@@ -114,7 +114,8 @@ class Display:
         root.setLevel(level)
         root.propagate = False   # shown here, not a second time by Python's last-resort handler
 
-    def line(self, message: str) -> None:
+    def line(self, message: str, always: bool = False) -> None:
+        """Show one line; `always`: also under --quiet (log records at the level asked for)."""
         # Events and log records carry inbox file names and idea text: never let them drive the
         # terminal (escape codes, carriage returns).
         message = printable(message)
@@ -122,7 +123,7 @@ class Display:
         if self.live_mode:
             self.lines.append(f"{stamp} {message}")
             self.refresh()
-        elif not self.quiet:
+        elif always or not self.quiet:
             print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
     def attach(self, daemon) -> None:

@@ -50,7 +50,7 @@ def test_display_shows_log_records_at_the_chosen_level():
     console = Console(file=open("/dev/null", "w"), force_terminal=False)
     shown = []
     display = Display(console=console)
-    display.line = shown.append
+    display.line = lambda message, always=False: shown.append(message)
     display.capture_logs(logging.WARNING)
     try:
         logging.getLogger("orze.daemon.warm").info("worker retired")
@@ -69,3 +69,24 @@ def test_orze_run_log_level_is_wired(tmp_path):
     warned = run_orze("run", "--until-idle", "--log-level", "warning", root=layout.root).stderr
     quiet = run_orze("run", "--until-idle", "--log-level", "error", root=layout.root).stderr
     assert "skipped a line" in warned and "skipped a line" not in quiet
+
+
+def test_quiet_still_shows_warnings_and_escapes_them(capsys):
+    display = Display(quiet=True, console=Console(file=open("/dev/null", "w"), force_terminal=False))
+    display.capture_logs(logging.WARNING)
+    try:
+        logging.getLogger("orze.daemon.pruner").warning("bad name %s", "evil\x1b[2Jname")
+        display.event({"event": "started", "id": "RUN-1"})     # events stay quiet
+    finally:
+        display.close()
+    err = capsys.readouterr().err
+    assert "warning: bad name evil" in err and "\x1b" not in err and "RUN-1" not in err
+
+
+def test_orze_run_quiet_shows_warnings(tmp_path):
+    layout = make_research_dir(tmp_path / "r", backbones=())
+    with open(layout.leaderboard, "w") as f:
+        f.write('garbage\n')
+    quiet = run_orze("run", "--until-idle", "--quiet", root=layout.root).stderr
+    silent = run_orze("run", "--until-idle", "--quiet", "--log-level", "error", root=layout.root).stderr
+    assert "skipped a line" in quiet and "skipped a line" not in silent
