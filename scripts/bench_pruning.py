@@ -2,8 +2,10 @@
 and on, through the real daemon.
 
 One fixed list of N ideas from the random policy (seeded), sampled inside the demo's CPU
-subspace (configs/orze.yaml's `explorer` agent: d_model 32, 1-2 layers, 5 or 10 epochs, …; every
-other dimension over the whole space), on the demo features (`orze demo features`: 1,500 clips,
+subspace (configs/orze.yaml's `explorer` agent: d_model 32, 1-2 layers, 10 epochs, learning rates
+1e-3..5e-3, no mixup or noise; every other dimension over the whole space) or, with `--subspace
+wide`, over the whole space but model size, 30-epoch schedules and batches of 16, on the demo
+features (`orze demo features`: 1,500 clips,
 six backbones). Each campaign is its own research directory sharing those features, runs the
 ideas in the same order with the same seeds (`orze submit`, then `orze run --until-idle`), one
 torch thread per slot, and differs only in `pruning.enabled`. Printed:
@@ -32,7 +34,7 @@ Usage:
   python scripts/bench_pruning.py --dir D --phase on            # ... the other later; figures once
                                                                 #     both are in D
   python scripts/bench_pruning.py --rule successive_halving --comparable-by epochs scheduler backbone
-  python scripts/bench_pruning.py --dir D --replay              # other settings on D's off campaign
+  python scripts/bench_pruning.py --replay D/off                # other settings, from D's off campaign
 """
 
 from __future__ import annotations
@@ -73,9 +75,20 @@ def demo_subspace() -> dict:
     return explorer["options"]["subspace"]
 
 
-def make_ideas(n: int, seed: int) -> list[dict]:
+# The whole space but what a 2-core machine cannot afford: model size (d_model 32, 1-2 layers) and
+# the longest schedules and smallest batches. Learning rates, schedules of three lengths,
+# patience, every regulariser and mixup are drawn over their whole ranges.
+WIDE = {"d_model": 32, "num_layers": [1, 2], "num_heads": [2, 4], "epochs": [5, 10, 20],
+        "batch_size": [32, 64, 128]}
+
+
+def subspace(name: str) -> dict:
+    return demo_subspace() if name == "demo" else dict(WIDE)
+
+
+def make_ideas(n: int, seed: int, which: str = "demo") -> list[dict]:
     space = load_space(REPO / "configs" / "space.yaml")
-    ideas = SubspacePolicy(RandomPolicy(seed=seed), demo_subspace()).propose(History(space), n)
+    ideas = SubspacePolicy(RandomPolicy(seed=seed), subspace(which)).propose(History(space), n)
     return [{**idea, "idea_name": f"idea {i}"} for i, idea in enumerate(ideas)]
 
 
@@ -154,6 +167,8 @@ def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | N
 REPLAY = [   # (label, pruning settings, comparable_by)
     ("median (default)", {}, ["epochs", "scheduler"]),
     ("median, warm-up 0", {"warmup_epochs": 0}, ["epochs", "scheduler"]),
+    ("median, warm-up 2", {"warmup_epochs": 2}, ["epochs", "scheduler"]),
+    ("median, warm-up 3", {"warmup_epochs": 3}, ["epochs", "scheduler"]),
     ("median, min_comparable 8", {"min_comparable": 8}, ["epochs", "scheduler"]),
     ("median, percentile 25", {"percentile": 25}, ["epochs", "scheduler"]),
     ("median, by epochs+scheduler+backbone", {}, ["epochs", "scheduler", "backbone"]),
@@ -164,17 +179,17 @@ REPLAY = [   # (label, pruning settings, comparable_by)
 
 
 def replay(off_rows: list[dict], settings: dict, keys: list[str], slots: int, lag: int = 0) -> dict:
-    """What a setting would have done to the off campaign, from its recorded curves, with the
-    real decision (orze.pruning.decide) and index: runs in idea order, each judged against the
-    runs recorded before it (with `slots` slots, the previous slots-1 are still running), a run
-    stopped `lag` epochs after the judged one. An estimate: the real campaign's order of
-    recording differs a little (pruned runs end sooner)."""
+    """What a setting would have done to a campaign run without pruning, from its recorded
+    curves, with the real decision (orze.pruning.decide) and index: runs in the order they were
+    recorded, each judged against the runs recorded before it but the slots-1 that ran beside
+    it, a run stopped `lag` epochs after the judged one. An estimate: with pruning, runs end
+    sooner, so the order of recording differs a little."""
     from orze.pruning import PruningConfig, decide
     from orze.pruning.index import CurveIndex
 
     cfg = PruningConfig(**settings)
     index = CurveIndex(keys)
-    rows = sorted(off_rows, key=lambda r: int(str(r["idea_name"]).split()[-1]))
+    rows = [r for r in off_rows if r.get("status") in ("done", "failed", "misconfigured")]
     running, total, saved, pruned = [], 0, 0, set()
     for r in rows:
         curve = list(r.get("curve") or [])
@@ -192,18 +207,21 @@ def replay(off_rows: list[dict], settings: dict, keys: list[str], slots: int, la
         running.append(row)
         if len(running) >= slots:
             index.add(running.pop(0))
-    best = max((r for r in rows if r["status"] == "done"), key=lambda r: r["metric"])
+    top = sorted((r for r in rows if r["status"] == "done"), key=lambda r: -float(r["metric"]))[:10]
     return {"epochs": total, "saved": saved / total if total else 0.0, "pruned": len(pruned),
-            "best_pruned": best["id"] in pruned}
+            "best_pruned": bool(top) and top[0]["id"] in pruned,
+            "top10_pruned": sum(r["id"] in pruned for r in top)}
 
 
 def print_replay(off_rows: list[dict], slots: int) -> None:
-    print("replay of the off campaign's curves (estimate; epochs saved, runs pruned, the best pruned?):")
+    print("replay of the campaign's recorded curves (an estimate: epochs saved, runs pruned, whether the best "
+          "and how many of the 10 best would be pruned):")
     for label, settings, keys in REPLAY:
         r = replay(off_rows, settings, keys, slots)
         late = replay(off_rows, settings, keys, slots, lag=1)
         print(f"  {label:40s} saved {r['saved']:6.1%} (stop one epoch late: {late['saved']:6.1%}), "
-              f"pruned {r['pruned']:3d}, best pruned: {'YES' if r['best_pruned'] else 'no'}")
+              f"pruned {r['pruned']:3d}, best pruned: {'YES' if r['best_pruned'] else 'no '}, "
+              f"of the top 10: {r['top10_pruned']}")
 
 
 def main() -> int:
@@ -219,16 +237,24 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--timeout", type=float, default=6 * 3600)
-    ap.add_argument("--replay", action="store_true",
-                    help="only replay the off campaign in --dir under several settings (an estimate)")
+    ap.add_argument("--subspace", choices=["demo", "wide"], default="demo",
+                    help="demo: the demo agent's CPU subspace; wide: the whole space but model size, "
+                         "the longest schedules and the smallest batches")
+    ap.add_argument("--replay", type=Path, default=None, metavar="RESEARCH_DIR",
+                    help="only replay a finished campaign run with pruning off (this benchmark's "
+                         "DIR/off, or any research directory) under several settings: an estimate")
     ap.add_argument("--phase", choices=["off", "on", "both"], default="both",
                     help="run one campaign only (the figures are printed once both are in --dir)")
     args = ap.parse_args()
 
-    if args.replay:
-        if args.dir is None or not (args.dir / "off" / "bench.json").exists():
-            raise SystemExit("--replay needs --dir with a finished off campaign (--phase off)")
-        print_replay(summarise(args.dir / "off")["rows"], args.slots)
+    if args.replay is not None:
+        board = Layout.at(args.replay).leaderboard
+        if not board.exists():
+            raise SystemExit(f"{board}: no leaderboard (--replay takes a research directory)")
+        rows = [r for r in read_rows(board) if not str(r.get("idea_name") or "").startswith("noise")]
+        if any(r.get("status") == "pruned" for r in rows):
+            print("note: this campaign pruned runs already; their partial curves are replayed as they are")
+        print_replay(rows, args.slots)
         return 0
     work = args.dir or Path(tempfile.mkdtemp(prefix="orze-bench-pruning-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -236,7 +262,7 @@ def main() -> int:
     if not (base / "features" / "clips.csv").exists():
         init_directory(base)
         orze("demo", "features", root=base, timeout=1800)
-    ideas = make_ideas(args.ideas, args.seed)
+    ideas = make_ideas(args.ideas, args.seed, args.subspace)
     ideas_file = work / "ideas.yaml"
     ideas_file.write_text(yaml.safe_dump(ideas, sort_keys=False))
     on = {"enabled": True, **{k: v for k, v in (("rule", args.rule), ("warmup_epochs", args.warmup_epochs),
@@ -279,7 +305,7 @@ def main() -> int:
     delta = float(true_best["metric"]) - float(best_on["metric"]) if true_best and best_on else None
     figures = {
         "ideas": args.ideas, "seed": args.seed, "slots": args.slots, "pruning": on,
-        "subspace": demo_subspace(),
+        "subspace": subspace(args.subspace),
         "off": {k: v for k, v in off.items() if k not in ("rows", "best")},
         "on": {k: v for k, v in onr.items() if k not in ("rows", "best")},
         "training_saved_share": saved, "epochs_saved_share": saved_epochs,
