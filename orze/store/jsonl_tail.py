@@ -1,8 +1,9 @@
 """An incremental reader of a JSON-lines file that others append to: each call returns the
-objects of the complete lines appended since the last call (a line still being written waits
-for its writer). A file replaced or cut shorter (new inode, or smaller than what was read) is
-read again from its start, and `restarted` says so. Lines that are not JSON objects are skipped
-and logged once per call. One open and one read per call, of the new bytes only."""
+complete lines appended since the last call (a line still being written waits for its writer).
+A file replaced or cut shorter (new inode, or smaller than what was read) is read again from its
+start, and `restarted` says so. One open and one read per call, of the new bytes only.
+`lines()` gives the raw lines (the leaderboard's Tail parses its own way); `new()` the JSON
+objects, skipping and logging once per call the lines that are not."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class LineTail:
         self.inode: int | None = None
         self.restarted = False
 
-    def new(self) -> list[dict[str, Any]]:
+    def lines(self) -> list[bytes]:
         self.restarted = False
         try:
             f = open(self.path, "rb")
@@ -39,8 +40,11 @@ class LineTail:
             data = f.read()
         end = data.rfind(b"\n") + 1
         self.offset += end
+        return data[:end].split(b"\n")[:-1] if end else []
+
+    def new(self) -> list[dict[str, Any]]:
         out, bad = [], 0
-        for raw in data[:end].split(b"\n"):
+        for raw in self.lines():
             if not raw.strip():
                 continue
             try:

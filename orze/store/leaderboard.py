@@ -23,7 +23,6 @@ import gc
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -32,6 +31,7 @@ import orjson
 from orze.layout import RUN_RESULT, Layout
 from orze.metrics import canonical, lookup
 from orze.store.atomic import append_line, atomic_write_text, read_json_or_none
+from orze.store.jsonl_tail import LineTail
 from orze.store.lock import FileLock, layout_lock
 from orze.vocab import RunStatus
 
@@ -116,26 +116,25 @@ class Tail:
     costs one incremental read."""
 
     def __init__(self, path: Path):
-        self.path, self.offset, self.inode = Path(path), 0, None
+        self.path = Path(path)
+        self._lines = LineTail(self.path)
         self.ids: set[str] = set()
         self.unread: list[dict[str, Any]] = []
 
+    @property
+    def inode(self) -> int | None:
+        return self._lines.inode
+
+    @property
+    def offset(self) -> int:
+        return self._lines.offset
+
     def poll(self) -> None:
         """Read what was appended since the last poll into `unread` (and `ids`)."""
-        try:
-            f = open(self.path, "rb")
-        except FileNotFoundError:
-            return
-        with f:
-            st = os.fstat(f.fileno())
-            if st.st_ino != self.inode or st.st_size < self.offset:
-                self.inode, self.offset = st.st_ino, 0
-                self.ids.clear()
-            f.seek(self.offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1   # a torn last line waits for its writer
-        self.offset += end
-        for raw in data[:end].split(b"\n"):
+        lines = self._lines.lines()
+        if self._lines.restarted:
+            self.ids.clear()
+        for raw in lines:
             row = _parse_line(raw)
             if row is not None and "id" in row:
                 if str(row["id"]) in self.ids:
