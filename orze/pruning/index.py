@@ -50,16 +50,14 @@ class CurveIndex:
         self.keys = list(keys)
         self.groups: dict[str, list[Curve]] = defaultdict(list)
         self.seen: set[str] = set()
-        self.inflight: dict[str, dict[str, tuple[float, ...]]] = defaultdict(dict)   # key -> id -> values
-        self._inflight_key: dict[str, str] = {}
+        self.inflight: dict[str, tuple[str, tuple[Any, ...]]] = {}   # run id -> (key, values so far)
 
     def key(self, config: dict[str, Any]) -> str:
         return comparable_key(config, self.keys)
 
     def add(self, row: dict[str, Any]) -> None:
         rid = str(row.get("id"))
-        if rid in self._inflight_key:   # recorded (whatever its status): its row is what counts now
-            self.inflight[self._inflight_key.pop(rid)].pop(rid, None)
+        self.inflight.pop(rid, None)    # recorded (whatever its status): its row is what counts now
         if rid in self.seen:            # readers keep the first row per id
             return
         self.seen.add(rid)
@@ -71,18 +69,12 @@ class CurveIndex:
         """A running run finished `epoch` (1 restarts its curve: a new execution of the run)."""
         if run_id in self.seen:
             return
-        if self._inflight_key.get(run_id, key) != key:
-            self.inflight[self._inflight_key[run_id]].pop(run_id, None)
-        values = self.inflight[key].get(run_id, ())
-        if epoch == 1:
-            values = ()
-        if epoch != len(values) + 1:
-            return
-        self.inflight[key][run_id] = values + (value,)
-        self._inflight_key[run_id] = key
+        values = () if epoch == 1 else self.inflight.get(run_id, ("", ()))[1]
+        if epoch == len(values) + 1:
+            self.inflight[run_id] = (key, values + (value,))
 
     def comparable(self, config: dict[str, Any], exclude: str | None = None) -> list[Curve]:
         """Recorded comparable curves, then in-flight ones (not completed), never `exclude`'s."""
         key = self.key(config)
-        running = [Curve(v, completed=False) for rid, v in self.inflight.get(key, {}).items() if rid != exclude]
+        running = [Curve(v, completed=False) for rid, (k, v) in self.inflight.items() if k == key and rid != exclude]
         return self.groups.get(key, []) + running
