@@ -147,11 +147,12 @@ def at_off_speed(off_rows: list[dict], on_rows: list[dict]) -> float | None:
     return total
 
 
-def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | None:
-    """Std of the best configuration's metric over its own seed and `seeds` new ones."""
+def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> None:
+    """Run the best configuration with `seeds` new seeds and keep its metric over its own seed and
+    those in root/noise.json (the figures take the noise floor, their std, from there)."""
     if seeds < 1:
-        return None
-    base = {k: v for k, v in best["config"].items()}
+        return
+    base = dict(best["config"])
     ideas = [{**base, "seed": int(base.get("seed", 0)) + 1000 + s, "prune": "never",
               "idea_name": f"noise {s}"} for s in range(seeds)]
     path = root / "noise.yaml"
@@ -161,7 +162,6 @@ def noise_floor(root: Path, best: dict, seeds: int, timeout: float) -> float | N
     rows = [r for r in read_rows(Layout.at(root).leaderboard) if (r.get("idea_name") or "").startswith("noise")]
     values = [float(best["metric"])] + [float(r["metric"]) for r in rows if r["status"] == "done"]
     (root / "noise.json").write_text(json.dumps(values))
-    return statistics.stdev(values) if len(values) > 1 else None
 
 
 REPLAY = [   # (label, pruning settings, comparable_by)
